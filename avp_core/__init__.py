@@ -1,0 +1,63 @@
+"""avp_core: the framework-free core of avp-suite.
+
+Wire codec (:mod:`avp_core.wire`), model identity and handshake, contexts, the context
+store and the Hugging Face connector. torch and transformers are imported only when a name
+that needs them is first used.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    AVPError,
+    DecodeError,
+    EncodeError,
+    IncompatibleContextError,
+    MissingDependencyError,
+    ModelNotFoundError,
+)
+from .handshake import Handshake, Mode, resolve
+from .identity import ModelIdentity, extract_model_identity
+
+__version__ = "0.1.0.dev0"
+
+_LAZY = {
+    "AVPContext": "avp_core.context",
+    "ContextStore": "avp_core.store",
+    "HuggingFaceConnector": "avp_core.connectors.hf",
+    "Generation": "avp_core.connectors.hf",
+    "Usage": "avp_core.connectors.hf",
+}
+
+if TYPE_CHECKING:
+    from .connectors.hf import Generation, HuggingFaceConnector, Usage
+    from .context import AVPContext
+    from .store import ContextStore
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'avp_core' has no attribute {name!r}")
+
+
+__all__ = [
+    "AVPContext",
+    "AVPError",
+    "ContextStore",
+    "DecodeError",
+    "EncodeError",
+    "Generation",
+    "Handshake",
+    "HuggingFaceConnector",
+    "IncompatibleContextError",
+    "MissingDependencyError",
+    "Mode",
+    "ModelIdentity",
+    "ModelNotFoundError",
+    "Usage",
+    "extract_model_identity",
+    "resolve",
+]

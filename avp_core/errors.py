@@ -1,0 +1,35 @@
+"""Typed errors: every failure avp-suite raises on purpose is an :class:`AVPError`."""
+
+from __future__ import annotations
+
+
+class AVPError(Exception):
+    """Base class of every error avp-suite raises on purpose."""
+
+
+class DecodeError(AVPError, ValueError):
+    """Bytes are not a valid AVP message (truncated, inconsistent, corrupt or too large)."""
+
+
+class EncodeError(AVPError, ValueError):
+    """Something cannot be encoded as an AVP message (unsupported dtype, ragged shapes...)."""
+
+
+class IncompatibleContextError(AVPError):
+    """A context cannot be used here: the models differ and there is no text to fall back on."""
+
+
+class ModelNotFoundError(AVPError, ValueError):
+    """A model name or path does not name a built-in model or a loadable checkpoint."""
+
+
+class MissingDependencyError(AVPError, ImportError):
+    """An optional dependency (torch, transformers, zstandard...) is needed but not installed."""
+
+    def __init__(self, package: str, extra: str) -> None:
+        super().__init__(
+            f"{package} is needed for this feature but is not installed; "
+            f"install it with: pip install 'avp-suite[{extra}]'"
+        )
+        self.package = package
+        self.extra = extra

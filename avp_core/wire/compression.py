@@ -1,0 +1,73 @@
+"""zstd compression of the tensor section, with decompression bounded before allocation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ..errors import DecodeError, EncodeError, MissingDependencyError
+
+LEVELS = (1, 3, 19)
+_READ_CHUNK = 1 << 20
+
+
+def _zstd():  # type: ignore[no-untyped-def]
+    try:
+        import zstandard
+    except ImportError as exc:  # pragma: no cover - zstandard is a base dependency
+        raise MissingDependencyError("zstandard", "hf") from exc
+    return zstandard
+
+
+def check_level(level: int | None) -> int | None:
+    if level is None or level == 0:
+        return None
+    if isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= 22:
+        raise EncodeError(f"compression must be None or a zstd level 1-22 (1, 3, 19 in AVP); got {level!r}")
+    return level
+
+
+def compress_chunks(chunks: Iterable[memoryview], total: int, level: int) -> bytes:
+    """Compress ``chunks`` (``total`` bytes) into one zstd frame that records its content size."""
+    compressor = _zstd().ZstdCompressor(level=level, write_content_size=True).compressobj(size=total)
+    parts = [compressor.compress(chunk) for chunk in chunks]
+    parts.append(compressor.flush())
+    return b"".join(parts)
+
+
+def decompress(data: memoryview, max_bytes: int) -> bytes:
+    """Decompress one zstd frame, refusing output larger than ``max_bytes`` before allocating it."""
+    zstd = _zstd()
+    try:
+        size = zstd.frame_content_size(data)
+    except zstd.ZstdError as exc:
+        raise DecodeError(f"compressed section is not a zstd frame: {exc}") from exc
+    dctx = zstd.ZstdDecompressor()
+    if size >= 0:
+        if size > max_bytes:
+            raise DecodeError(
+                f"zstd frame would expand to {size} bytes, over max_bytes={max_bytes}; "
+                "pass a larger max_bytes to decode() if the sender is trusted"
+            )
+        try:
+            return dctx.decompress(data, max_output_size=max(size, 1), allow_extra_data=False)
+        except zstd.ZstdError as exc:
+            raise DecodeError(f"corrupt zstd section: {exc}") from exc
+    return _decompress_unknown_size(dctx, data, max_bytes)
+
+
+def _decompress_unknown_size(dctx, data: memoryview, max_bytes: int) -> bytes:  # type: ignore[no-untyped-def]
+    parts: list[bytes] = []
+    total = 0
+    try:
+        with dctx.stream_reader(bytes(data), read_across_frames=False) as reader:
+            while chunk := reader.read(_READ_CHUNK):
+                total += len(chunk)
+                if total > max_bytes:
+                    raise DecodeError(
+                        f"zstd frame expands past max_bytes={max_bytes}; "
+                        "pass a larger max_bytes to decode() if the sender is trusted"
+                    )
+                parts.append(chunk)
+    except _zstd().ZstdError as exc:
+        raise DecodeError(f"corrupt zstd section: {exc}") from exc
+    return b"".join(parts)
