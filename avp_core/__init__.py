@@ -15,6 +15,7 @@ from .errors import (
     DecodeError,
     EncodeError,
     IncompatibleContextError,
+    InvalidRequestError,
     MissingDependencyError,
     ModelNotFoundError,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "Handshake",
     "HuggingFaceConnector",
     "IncompatibleContextError",
+    "InvalidRequestError",
     "MissingDependencyError",
     "Mode",
     "ModelIdentity",

@@ -33,3 +33,7 @@ class MissingDependencyError(AVPError, ImportError):
         )
         self.package = package
         self.extra = extra
+
+
+class InvalidRequestError(AVPError, ValueError):
+    """A call's arguments cannot be used (empty messages, unknown layout, bad sampling values)."""

@@ -6,7 +6,6 @@ declares and ``max_bytes`` allows; every problem is a :class:`~avp_core.errors.D
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -15,6 +14,7 @@ from ..errors import DecodeError, EncodeError
 from ..identity import ModelIdentity
 from . import compression as zstd_section
 from . import tensors
+from .checksum import crc32
 from .header import (
     FLAG_COMPRESSED,
     FLAG_HAS_MAP,
@@ -75,7 +75,6 @@ class Message:
     metadata: Metadata
     payload: memoryview
     _shapes: tuple[LayerShape, ...] = ()
-    _copy: bool = False
 
     @property
     def is_kv_cache(self) -> bool:
@@ -91,9 +90,9 @@ class Message:
         for s in self._shapes:
             k_shape = (1, s.num_kv_heads, s.seq_len, s.key_dim)
             v_shape = (1, s.num_kv_heads, s.seq_len, s.value_dim)
-            k = tensors.view(self.payload, self.metadata.dtype, offset, k_shape, self._copy)
+            k = tensors.view(self.payload, self.metadata.dtype, offset, k_shape)
             offset += s.num_kv_heads * s.seq_len * s.key_dim * item
-            v = tensors.view(self.payload, self.metadata.dtype, offset, v_shape, self._copy)
+            v = tensors.view(self.payload, self.metadata.dtype, offset, v_shape)
             offset += s.num_kv_heads * s.seq_len * s.value_dim * item
             pairs.append((k, v))
         return pairs
@@ -102,7 +101,7 @@ class Message:
         """The hidden-state (or embedding) tensor with ``metadata.tensor_shape``."""
         if self.is_kv_cache:
             raise DecodeError("message holds a KV cache, not a hidden state; use kv_cache()")
-        return tensors.view(self.payload, self.metadata.dtype, 0, self.metadata.tensor_shape, self._copy)
+        return tensors.view(self.payload, self.metadata.dtype, 0, self.metadata.tensor_shape)
 
     def last_hidden(self) -> torch.Tensor | None:
         """The optional last hidden state extension as a 1-D tensor, or None."""
@@ -110,7 +109,7 @@ class Message:
         if not raw:
             return None
         item = tensors.ITEM_SIZE[self.metadata.dtype]
-        return tensors.view(raw, self.metadata.dtype, 0, (len(raw) // item,), True)
+        return tensors.view(bytearray(raw), self.metadata.dtype, 0, (len(raw) // item,))
 
 
 # -- encoding -------------------------------------------------------------------------------
@@ -198,7 +197,7 @@ def _assemble(proto: Any, chunks: list[memoryview], level: int | None) -> bytes:
     checksum = 0
     total = 0
     for chunk in chunks:
-        checksum = zlib.crc32(chunk, checksum)
+        checksum = crc32(chunk, checksum)
         total += chunk.nbytes
     proto.payload_checksum = checksum & 0xFFFFFFFF
     flags = FLAG_KV_CACHE if proto.payload_type == PayloadType.KV_CACHE else 0
@@ -220,7 +219,12 @@ def _assemble(proto: Any, chunks: list[memoryview], level: int | None) -> bytes:
 
 
 def decode(data: bytes | bytearray | memoryview, *, max_bytes: int = DEFAULT_MAX_BYTES, copy: bool = False) -> Message:
-    """Decode and fully validate a message; tensors are views of ``data`` unless ``copy``."""
+    """Decode and fully validate a message.
+
+    Tensors are views of ``data`` (no copy). With ``copy=True`` the tensor bytes are copied
+    once into a private buffer, so the tensors do not keep ``data`` alive or share its memory.
+    Compressed messages always decode into a new buffer.
+    """
     try:
         buffer = memoryview(data).cast("B")
     except TypeError as exc:
@@ -239,8 +243,10 @@ def decode(data: bytes | bytearray | memoryview, *, max_bytes: int = DEFAULT_MAX
     payload = buffer[meta_end:]
     if header.compressed:
         payload = memoryview(zstd_section.decompress(payload, max_bytes))
+    elif copy:
+        payload = memoryview(bytearray(payload))
     if metadata.payload_checksum is not None:
-        actual = zlib.crc32(payload) & 0xFFFFFFFF
+        actual = crc32(payload) & 0xFFFFFFFF
         if actual != metadata.payload_checksum:
             raise DecodeError(
                 f"checksum mismatch: metadata says {metadata.payload_checksum:#010x}, "
@@ -251,7 +257,7 @@ def decode(data: bytes | bytearray | memoryview, *, max_bytes: int = DEFAULT_MAX
         shapes = tuple(tensors.parse_kv_section(payload, metadata.dtype, metadata.layers))
     else:
         _check_tensor_bytes(metadata, len(payload))
-    return Message(header, metadata, payload, shapes, copy)
+    return Message(header, metadata, payload, shapes)
 
 
 def _enum(enum_type: Any, value: int, name: str) -> Any:

@@ -131,8 +131,8 @@ def byte_chunks(tensor: torch.Tensor) -> Iterator[memoryview]:
         yield from byte_chunks(part)
 
 
-def view(buffer: Any, dtype: DataType, offset: int, shape: Sequence[int], copy: bool) -> torch.Tensor:
-    """A tensor of ``shape`` over ``buffer[offset:]`` (zero-copy unless ``copy``)."""
+def view(buffer: Any, dtype: DataType, offset: int, shape: Sequence[int]) -> torch.Tensor:
+    """A tensor of ``shape`` over ``buffer[offset:]`` (zero-copy)."""
     import warnings
 
     torch = torch_module()
@@ -144,8 +144,7 @@ def view(buffer: Any, dtype: DataType, offset: int, shape: Sequence[int], copy: 
     with warnings.catch_warnings():  # read-only buffers are fine: contexts are immutable
         warnings.simplefilter("ignore", UserWarning)
         tensor = torch.frombuffer(buffer, dtype=torch_dtype(dtype), count=count, offset=offset)
-    tensor = tensor.view(tuple(shape))
-    return tensor.clone() if copy else tensor
+    return tensor.view(tuple(shape))
 
 
 def parse_kv_section(

@@ -1,0 +1,120 @@
+"""Codec benchmark: round trip of a realistic KV cache, ours vs memcpy, torch.save, reference.
+
+Default cache: 28 layers, 4 KV heads, head_dim 128, 1,024 tokens, bf16 (58.7 MB), the shape
+of a 7B-class grouped-query model. Round trip = encode to bytes, then decode to tensors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from .common import machine, median_time, table, write_json
+
+REFERENCE_SCRIPT = Path(__file__).with_name("_reference_codec.py")
+
+
+def make_cache(layers: int, heads: int, dim: int, tokens: int, dtype: str) -> list[tuple[Any, Any]]:
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    shape = (1, heads, tokens, dim)
+    return [
+        (torch.randn(shape, generator=gen).to(getattr(torch, dtype)),
+         torch.randn(shape, generator=gen).to(getattr(torch, dtype)))
+        for _ in range(layers)
+    ]
+
+
+def measure_ours(kv: list[tuple[Any, Any]], runs: int) -> dict[str, float]:
+    from avp_core import wire
+
+    data = wire.encode_kv_cache(kv)
+    encode = median_time(lambda: wire.encode_kv_cache(kv), runs=runs)
+    decode = median_time(lambda: wire.decode(data).kv_cache(), runs=runs)
+    decode_copy = median_time(lambda: wire.decode(data, copy=True).kv_cache(), runs=runs)
+    return {"encode_s": encode, "decode_s": decode, "decode_copy_s": decode_copy}
+
+
+def measure_torch_save(kv: list[tuple[Any, Any]], runs: int) -> dict[str, float]:
+    import torch
+
+    def save() -> bytes:
+        buffer = io.BytesIO()
+        torch.save(kv, buffer)
+        return buffer.getvalue()
+
+    data = save()
+    encode = median_time(save, runs=runs)
+    decode = median_time(lambda: torch.load(io.BytesIO(data), weights_only=True), runs=runs)
+    return {"encode_s": encode, "decode_s": decode}
+
+
+def measure_memcpy(kv: list[tuple[Any, Any]], runs: int) -> dict[str, float]:
+    import torch
+
+    flat = torch.cat([t.reshape(-1) for pair in kv for t in pair])
+    target = torch.empty_like(flat)
+    copy = median_time(lambda: target.copy_(flat), runs=runs)
+    return {"encode_s": copy, "decode_s": copy}
+
+
+def measure_reference(python: str, args: argparse.Namespace) -> dict[str, float]:
+    command = [python, str(REFERENCE_SCRIPT), str(args.layers), str(args.heads), str(args.dim),
+               str(args.tokens), args.dtype, str(args.runs)]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"reference run failed ({' '.join(command)}):\n{result.stderr[-2000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="avp-suite bench codec", description=__doc__)
+    parser.add_argument("--layers", type=int, default=28)
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--dim", type=int, default=128)
+    parser.add_argument("--tokens", type=int, default=1024)
+    parser.add_argument("--dtype", default="bfloat16", choices=["float32", "float16", "bfloat16"])
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--reference-python", help="python of a venv with the reference avp 0.6.2")
+    parser.add_argument("--out", help="write results JSON here")
+    args = parser.parse_args(argv)
+
+    kv = make_cache(args.layers, args.heads, args.dim, args.tokens, args.dtype)
+    nbytes = sum(t.numel() * t.element_size() for pair in kv for t in pair)
+    print(f"KV cache: {args.layers} layers x {args.heads} heads x {args.tokens} tokens x "
+          f"{args.dim} dim, {args.dtype}: {nbytes / 1e6:.1f} MB; median of {args.runs} runs")
+    results = {
+        "memcpy": measure_memcpy(kv, args.runs),
+        "avp-suite": measure_ours(kv, args.runs),
+        "torch.save/load": measure_torch_save(kv, args.runs),
+    }
+    if args.reference_python:
+        results["reference avp 0.6.2"] = measure_reference(args.reference_python, args)
+    base = results.get("reference avp 0.6.2", results["torch.save/load"])
+    base_name = "reference" if args.reference_python else "torch.save"
+    base_rt = base["encode_s"] + base["decode_s"]
+    rows = []
+    for name, r in results.items():
+        round_trip = r["encode_s"] + r["decode_s"]
+        rows.append([name, r["encode_s"] * 1e3, r["decode_s"] * 1e3, round_trip * 1e3,
+                     nbytes / round_trip / 1e9, base_rt / round_trip])
+    print(table(["method", "encode ms", "decode ms", "round trip ms", "GB/s",
+                 f"x vs {base_name}"], rows))
+    ours = results["avp-suite"]
+    print(f"avp-suite decode with a copy of the tensors: {ours['decode_copy_s'] * 1e3:.1f} ms; "
+          f"decode (views, checksum verified) vs torch.load: "
+          f"{results['torch.save/load']['decode_s'] / ours['decode_s']:.1f}x faster")
+    payload = {"benchmark": "codec", "bytes": nbytes, "args": vars(args), "results": results,
+               "machine": machine()}
+    write_json(args.out, payload)
+    return payload
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(sys.argv[1:])

@@ -1,0 +1,170 @@
+"""The ``avp-suite`` command: ``demo``, ``bench`` and ``inspect``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .errors import AVPError
+
+BENCHMARKS: dict[str, str] = {
+    "codec": "avp_core.bench.codec",
+    "handoff": "avp_core.bench.handoff",
+}
+
+
+def inspect_message(path: str, *, max_bytes: int | None = None) -> str:
+    """A human-readable description of an AVP message file: header, metadata, tensors."""
+    from . import wire
+
+    data = Path(path).read_bytes()
+    message = wire.decode(data, max_bytes=max_bytes or wire.DEFAULT_MAX_BYTES)
+    header, meta = message.header, message.metadata
+    flags = [name for name, on in (("compressed", header.compressed), ("map", header.has_map),
+                                   ("kv-cache", header.kv_cache)) if on]
+    lines = [
+        f"file: {path} ({len(data):,} bytes)",
+        f"header: AVP v{header.version}, flags {header.flags:#04x} [{', '.join(flags) or '-'}], "
+        f"payload {header.payload_length:,} bytes, metadata {header.metadata_length:,} bytes",
+        "metadata:",
+    ]
+    for name in ("session_id", "source_agent_id", "target_agent_id", "model_id", "hidden_dim",
+                 "num_layers", "avp_map_id", "latent_steps", "created_at"):
+        value = getattr(meta, name)
+        if value:
+            lines.append(f"  {name}: {value}")
+    lines.append(f"  payload_type: {meta.payload_type.name}, dtype: {meta.dtype.name}, "
+                 f"mode: {meta.mode.name}, compression: {meta.compression or 'none'}")
+    if meta.payload_checksum is not None:
+        lines.append(f"  payload_checksum: {meta.payload_checksum:#010x} (verified)")
+    if meta.extra:
+        lines.append(f"  extra: {dict(meta.extra)}")
+    if meta.token_ids:
+        shown = ", ".join(map(str, meta.token_ids[:8]))
+        lines.append(f"  token_ids: {len(meta.token_ids)} [{shown}{', ...' if len(meta.token_ids) > 8 else ''}]")
+    if meta.identity:
+        lines.append(f"  identity: {meta.identity.short()}")
+    if meta.text is not None:
+        text = meta.text if len(meta.text) <= 60 else meta.text[:57] + "..."
+        lines.append(f"  text: {text!r}")
+    lines.append(f"tensors ({len(message.payload):,} bytes uncompressed):")
+    lines.extend("  " + line for line in _tensor_summary(message))
+    return "\n".join(lines)
+
+
+def _tensor_summary(message: Any) -> list[str]:
+    try:
+        import torch
+    except ImportError:
+        return ["(install torch to summarise tensor values)"]
+    if message.is_kv_cache:
+        pairs = message.kv_cache()
+        shapes = sorted({(tuple(k.shape), tuple(v.shape)) for k, v in pairs})
+        described = "; ".join(f"K {list(k)} V {list(v)}" for k, v in shapes)
+        values = torch.cat([t.reshape(-1).float() for pair in pairs for t in pair])
+        head = f"{len(pairs)} layers: {described}"
+    else:
+        tensor = message.hidden_state()
+        values = tensor.reshape(-1).float()
+        head = f"hidden state {list(tensor.shape)}"
+    if values.numel() == 0:
+        return [head, "empty"]
+    stats = (f"min {values.min().item():.4g}, max {values.max().item():.4g}, "
+             f"mean {values.mean().item():.4g}, std {values.std().item() if values.numel() > 1 else 0.0:.4g}")
+    return [head, stats]
+
+
+def self_check() -> list[str]:
+    """Encode, decode and handshake checks that need no model; returns what was checked."""
+    import torch
+
+    from . import wire
+    from .handshake import Mode, resolve
+    from .identity import ModelIdentity
+
+    checked = []
+    kv = [(torch.randn(1, 2, 16, 8), torch.randn(1, 2, 16, 8)) for _ in range(4)]
+    for level in (None, 3):
+        data = wire.encode_kv_cache(kv, compression=level, token_ids=list(range(16)))
+        decoded = wire.decode(data).kv_cache()
+        assert all(torch.equal(a, b) for p, q in zip(kv, decoded) for a, b in zip(p, q))
+        checked.append(f"codec round trip ({'zstd' if level else 'raw'}): {len(data):,} bytes, exact")
+    base = ModelIdentity("qwen2", 4, 64, 2, 8, 4096, "w1", "t1", "c1")
+    cases = [
+        (base, Mode.LATENT),
+        (ModelIdentity("qwen2", 4, 64, 2, 8, 4096, "w2", "t1", "c1"), Mode.HYBRID),
+        (ModelIdentity("gpt2", 2, 64, 4, 16, 3000, "w3", "t3", "c3"), Mode.JSON),
+    ]
+    for remote, expected in cases:
+        handshake = resolve(base, remote)
+        assert handshake.mode is expected, handshake
+        checked.append(f"handshake -> {handshake.mode.name}: {handshake.reason}")
+    return checked
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(args)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from importlib import import_module
+
+    names = list(BENCHMARKS) if args.name == "all" else [args.name]
+    for name in names:
+        print(f"== bench {name} ==")
+        module = import_module(BENCHMARKS[name])
+        extra = list(args.args)
+        if args.out and "--out" not in extra:
+            extra += ["--out", str(Path(args.out) / f"{name}.json")]
+        module.main(extra)
+    return 0
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    print(inspect_message(args.file, max_bytes=args.max_bytes))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="avp-suite",
+        description="Agent Vector Protocol for LangGraph, CrewAI and AutoGen.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="run the text vs latent demo on a built-in model")
+    demo.add_argument("--model", default="bench-qwen2", help="built-in model name or a path")
+    demo.add_argument("--agents", type=int, default=4)
+    demo.add_argument("--out", default="avp-demo", help="directory for results.json")
+    demo.set_defaults(func=_cmd_demo)
+    bench = sub.add_parser("bench", help="run a benchmark (text vs latent side by side)")
+    bench.add_argument("name", choices=[*BENCHMARKS, "all"])
+    bench.add_argument("--out", help="directory for JSON results")
+    bench.add_argument("args", nargs=argparse.REMAINDER, help="options passed to the benchmark")
+    bench.set_defaults(func=_cmd_bench)
+    inspect = sub.add_parser("inspect", help="describe an AVP message file")
+    inspect.add_argument("file")
+    inspect.add_argument("--max-bytes", type=int, default=None)
+    inspect.set_defaults(func=_cmd_inspect)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except AVPError as exc:
+        print(f"avp-suite {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as exc:
+        print(f"avp-suite {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Model connectors: run a model for agents and produce/consume AVPContexts."""

@@ -1,0 +1,406 @@
+"""HuggingFaceConnector: generation with exact KV reuse from an AVPContext.
+
+One call = render the messages with the chat template, take what a compatible context
+already computed (the longest common token prefix in the shared layout, the whole context in
+the handoff layout), prefill only the rest, then decode. Contexts are never written: each
+call wraps their tensors in a new cache object that grows by concatenation.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
+
+from ..context import LATENT, AVPContext, common_prefix_length
+from ..errors import IncompatibleContextError, InvalidRequestError, ModelNotFoundError
+from ..handshake import Handshake, Mode, resolve
+from ..identity import ModelIdentity, extract_model_identity
+from . import chat
+from .chat import Messages
+
+logger = logging.getLogger("avp_core")
+
+LAYOUTS = ("shared", "handoff")
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token counts and timings of one call."""
+
+    prompt_tokens: int
+    reused_tokens: int
+    prefilled_tokens: int
+    completion_tokens: int
+    ttft_s: float
+    total_s: float
+
+    def to_dict(self) -> dict[str, float]:
+        return dict(vars(self))
+
+
+@dataclass(frozen=True)
+class Generation:
+    """Result of :meth:`HuggingFaceConnector.generate`."""
+
+    text: str
+    context: AVPContext
+    usage: Usage
+    handshake: Handshake | None
+    token_ids: tuple[int, ...] = ()
+    finish_reason: str = "length"
+    first_logits: torch.Tensor | None = field(default=None, repr=False)
+
+
+@dataclass
+class _Plan:
+    """What to compute: the full position sequence, how much is reused, the forked cache."""
+
+    sequence: list[int]
+    reused: int
+    cache: DynamicCache
+    handshake: Handshake | None
+
+
+@dataclass
+class Stats:
+    calls: int = 0
+    prompt_tokens: int = 0
+    reused_tokens: int = 0
+    prefilled_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class HuggingFaceConnector:
+    """Runs a Hugging Face causal LM for agents, reusing KV from compatible contexts."""
+
+    def __init__(self, model: Any, tokenizer: Any, *, model_id: str = "") -> None:
+        if getattr(model, "training", False):
+            logger.warning("model is in training mode (dropout on); outputs will not be exact")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.identity: ModelIdentity = extract_model_identity(model, tokenizer, model_id=model_id)
+        self._stats = Stats()
+        self._stats_lock = threading.Lock()
+        self._eos_ids = _eos_ids(model, tokenizer)
+        self._reusable = all(type(layer) is DynamicLayer for layer in self._new_cache().layers)
+
+    # -- construction ----------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(
+        cls, name_or_path: str | Path, *, device: str = "cpu", dtype: Any = None, **kwargs: Any
+    ) -> HuggingFaceConnector:
+        """Load a checkpoint (a directory, a Hub id, or a built-in model name such as
+        ``tiny-qwen2``) with ``AutoModelForCausalLM`` and ``AutoTokenizer``."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from .. import models
+
+        name = str(name_or_path)
+        path: str | Path = models.build(name) if name in models.NAMES else name
+        if isinstance(dtype, str):
+            dtype = getattr(torch, dtype)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or "auto", **kwargs)
+        except (OSError, ValueError) as exc:
+            raise ModelNotFoundError(
+                f"cannot load model {name!r}: {exc}. Pass a checkpoint directory, a Hub id "
+                f"available offline, or a built-in name ({', '.join(models.NAMES)})"
+            ) from exc
+        model.to(device).eval()
+        return cls(model, tokenizer, model_id=name if name in models.NAMES else "")
+
+    # -- public API ------------------------------------------------------------------------
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    @property
+    def context_window(self) -> int:
+        config = self.model.config.get_text_config()
+        return int(getattr(config, "max_position_embeddings", 0) or 0)
+
+    @property
+    def stats(self) -> Stats:
+        """Cumulative counters over all calls (a snapshot)."""
+        with self._stats_lock:
+            return Stats(**vars(self._stats))
+
+    def reset_stats(self) -> None:
+        with self._stats_lock:
+            self._stats = Stats()
+
+    def count_tokens(self, messages: Messages) -> int:
+        """Tokens of the rendered conversation, generation prompt included."""
+        return len(chat.render_ids(self.tokenizer, chat.normalize_messages(messages)))
+
+    def generate(self, messages: Messages, **options: Any) -> Generation:
+        """Generate a reply; see :meth:`generate_stream` for the options."""
+        result = None
+        for item in self.generate_stream(messages, **options):
+            if isinstance(item, Generation):
+                result = item
+        assert result is not None
+        return result
+
+    def generate_stream(
+        self,
+        messages: Messages,
+        *,
+        context: AVPContext | None = None,
+        layout: str = "shared",
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        stop: Sequence[str] | None = None,
+        seed: int | None = None,
+        ignore_eos: bool = False,
+        source_agent: str = "",
+    ) -> Iterator[str | Generation]:
+        """Yield text chunks as tokens are produced, then the :class:`Generation`.
+
+        ``layout="shared"``: the messages are the whole conversation; KV is reused for the
+        longest common token prefix with ``context``. ``layout="handoff"``: the messages are
+        the next turns after ``context``, whose whole KV is reused. ``temperature=0`` is greedy.
+        """
+        _check_sampling(max_new_tokens, temperature, top_p)
+        start = time.perf_counter()
+        plan = self._plan(chat.normalize_messages(messages), context, layout)
+        generator = None
+        if temperature > 0:
+            generator = torch.Generator(device=self.device)
+            generator.manual_seed(seed if seed is not None else torch.seed())
+        stops = [s for s in (stop or []) if s]
+        produced: list[int] = []
+        emitted = ""
+        ttft = 0.0
+        finish = "length"
+        first_logits = None
+        with torch.inference_mode():
+            logits = self._forward(plan.sequence[plan.reused:], plan.cache)
+            first_logits = logits.clone()
+            while True:
+                token = _sample(logits, temperature, top_p, generator)
+                produced.append(token)
+                if len(produced) == 1:
+                    ttft = time.perf_counter() - start
+                text = self.tokenizer.decode(produced, skip_special_tokens=True)
+                cut = _stop_index(text, stops)
+                if cut is not None:
+                    finish, text = "stop", text[:cut]
+                chunk = text[len(emitted):_safe_end(text, stops, finish == "stop")]
+                if chunk:
+                    emitted += chunk
+                    yield chunk
+                if finish == "stop" or (token in self._eos_ids and not ignore_eos):
+                    finish = "stop"
+                    break
+                if len(produced) >= max_new_tokens:
+                    break
+                logits = self._forward([token], plan.cache)
+            self._forward([produced[-1]], plan.cache, logits=False)  # cover the last token too
+        final = self.tokenizer.decode(produced, skip_special_tokens=True)
+        cut = _stop_index(final, stops)
+        final = final if cut is None else final[:cut]
+        if final[len(emitted):]:
+            yield final[len(emitted):]
+        sequence = plan.sequence + produced
+        new_context = self._context(plan.cache, sequence, text=final, source_agent=source_agent)
+        usage = Usage(
+            prompt_tokens=len(plan.sequence),
+            reused_tokens=plan.reused,
+            prefilled_tokens=len(plan.sequence) - plan.reused,
+            completion_tokens=len(produced),
+            ttft_s=ttft,
+            total_s=time.perf_counter() - start,
+        )
+        self._record(usage)
+        yield Generation(final, new_context, usage, plan.handshake, tuple(produced), finish,
+                         first_logits)
+
+    def think(
+        self,
+        messages: Messages,
+        *,
+        steps: int,
+        context: AVPContext | None = None,
+        layout: str = "shared",
+        source_agent: str = "",
+    ) -> AVPContext:
+        """Prefill ``messages`` then take ``steps`` latent steps (approximate; see avp_core.latent).
+
+        Each step feeds the realigned last hidden state back as an input embedding, so the
+        returned context grows by exactly ``steps`` positions that have no token id.
+        """
+        from ..latent import realignment
+
+        if steps < 0:
+            raise InvalidRequestError(f"steps must be >= 0, got {steps}")
+        start = time.perf_counter()
+        plan = self._plan(chat.normalize_messages(messages), context, layout)
+        align = realignment(self.model)
+        with torch.inference_mode():
+            hidden = self._forward(plan.sequence[plan.reused:], plan.cache, hidden=True)
+            for _ in range(steps):
+                embeds = align.apply(hidden).to(self.dtype).reshape(1, 1, -1)
+                hidden = self._forward(None, plan.cache, hidden=True, embeds=embeds)
+        sequence = plan.sequence + [LATENT] * steps
+        self._record(Usage(len(plan.sequence), plan.reused, len(plan.sequence) - plan.reused, 0,
+                           0.0, time.perf_counter() - start))
+        return self._context(plan.cache, sequence, text=None, source_agent=source_agent,
+                             last_hidden=hidden.reshape(1, -1).clone())
+
+    def check_context(self, context: AVPContext) -> Handshake:
+        """The handshake between this connector's model and the context's producer."""
+        handshake = resolve(self.identity, context.identity)
+        if handshake.latent and not self._reusable:
+            return Handshake(Mode.JSON, "this model's cache type does not support exact reuse; using text")
+        return handshake
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _plan(self, messages: list[dict[str, Any]], context: AVPContext | None, layout: str) -> _Plan:
+        if layout not in LAYOUTS:
+            raise InvalidRequestError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        if context is None:
+            return _Plan(chat.render_ids(self.tokenizer, messages), 0, self._new_cache(), None)
+        handshake = self.check_context(context)
+        if not handshake.latent:
+            logger.info("not reusing context %s: %s", context.context_id[:8], handshake.reason)
+            if layout == "handoff":
+                if not context.text:
+                    raise IncompatibleContextError(
+                        f"cannot continue context {context.context_id[:8]} from "
+                        f"{context.identity.short() if context.identity else 'an unknown model'}: "
+                        f"{handshake.reason}, and it carries no text to fall back on. Run both "
+                        "agents on the same model or pass the sender's text in the messages."
+                    )
+                messages = [{"role": "assistant", "content": context.text}, *messages]
+            return _Plan(chat.render_ids(self.tokenizer, messages), 0, self._new_cache(), handshake)
+        if layout == "handoff":
+            sequence = list(context.sequence)
+            sequence += chat.continuation_ids(self.tokenizer, messages, context.sequence[-8:])
+            reused = context.seq_len
+        else:
+            sequence = chat.render_ids(self.tokenizer, messages)
+            reused = min(common_prefix_length(context.sequence, sequence), len(sequence) - 1)
+        return _Plan(sequence, reused, self._fork(context, reused), handshake)
+
+    def _new_cache(self) -> DynamicCache:
+        return DynamicCache(config=self.model.config)
+
+    def _fork(self, context: AVPContext, length: int) -> DynamicCache:
+        """A new cache whose layers view the first ``length`` positions of ``context``."""
+        cache = self._new_cache()
+        if length == 0:
+            return cache
+        for layer, (k, v) in zip(cache.layers, context.kv):
+            k, v = k[:, :, :length], v[:, :, :length]
+            if k.dtype != self.dtype or k.device != self.device:
+                k, v = k.to(self.device, self.dtype), v.to(self.device, self.dtype)
+            layer.lazy_initialization(k, v)
+            layer.keys, layer.values = k, v
+        return cache
+
+    def _forward(
+        self,
+        ids: Sequence[int] | None,
+        cache: DynamicCache,
+        *,
+        logits: bool = True,
+        hidden: bool = False,
+        embeds: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Run new positions through the model, growing ``cache``; last logits or hidden state."""
+        inputs: dict[str, Any] = {"past_key_values": cache, "use_cache": True, "logits_to_keep": 1}
+        if embeds is not None:
+            inputs["inputs_embeds"] = embeds
+        else:
+            inputs["input_ids"] = torch.tensor([list(ids or [])], device=self.device)
+        out = self.model(**inputs, output_hidden_states=hidden)
+        if hidden:
+            return out.hidden_states[-1][0, -1]
+        return out.logits[0, -1].float() if logits else out.logits
+
+    def _context(self, cache: DynamicCache, sequence: list[int], *, text: str | None,
+                 source_agent: str, last_hidden: torch.Tensor | None = None) -> AVPContext:
+        kv = tuple((layer.keys, layer.values) for layer in cache.layers)
+        return AVPContext(sequence=tuple(sequence), kv=kv, identity=self.identity, text=text,
+                          source_agent=source_agent, last_hidden=last_hidden)
+
+    def _record(self, usage: Usage) -> None:
+        with self._stats_lock:
+            self._stats.calls += 1
+            self._stats.prompt_tokens += usage.prompt_tokens
+            self._stats.reused_tokens += usage.reused_tokens
+            self._stats.prefilled_tokens += usage.prefilled_tokens
+            self._stats.completion_tokens += usage.completion_tokens
+
+    def __repr__(self) -> str:
+        return f"HuggingFaceConnector({self.identity.short()}, device={self.device})"
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> frozenset[int]:
+    ids: set[int] = set()
+    for source in (getattr(model, "generation_config", None), tokenizer):
+        value = getattr(source, "eos_token_id", None)
+        if isinstance(value, int):
+            ids.add(value)
+        elif isinstance(value, (list, tuple)):
+            ids.update(int(v) for v in value)
+    return frozenset(ids)
+
+
+def _check_sampling(max_new_tokens: int, temperature: float, top_p: float) -> None:
+    if max_new_tokens < 1:
+        raise InvalidRequestError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    if temperature < 0:
+        raise InvalidRequestError(f"temperature must be >= 0 (0 is greedy), got {temperature}")
+    if not 0 < top_p <= 1:
+        raise InvalidRequestError(f"top_p must be in (0, 1], got {top_p}")
+
+
+def _sample(logits: torch.Tensor, temperature: float, top_p: float,
+            generator: torch.Generator | None) -> int:
+    if temperature == 0:
+        return int(torch.argmax(logits))
+    probs = torch.softmax(logits / temperature, dim=-1)
+    if top_p < 1:
+        sorted_probs, order = torch.sort(probs, descending=True)
+        keep = torch.cumsum(sorted_probs, dim=-1) - sorted_probs < top_p
+        probs = torch.zeros_like(probs).scatter(0, order[keep], sorted_probs[keep])
+    return int(torch.multinomial(probs, 1, generator=generator))
+
+
+def _safe_end(text: str, stops: Sequence[str], final: bool) -> int:
+    """How much of ``text`` can be streamed: hold back a partial UTF-8 character and any
+    tail that could still grow into a stop string."""
+    if final:
+        return len(text)
+    end = len(text) - 1 if text.endswith("\ufffd") else len(text)
+    for stop in stops:
+        for size in range(min(len(stop) - 1, end), 0, -1):
+            if text[end - size:end] == stop[:size]:
+                end -= size
+                break
+    return max(end, 0)
+
+
+def _stop_index(text: str, stops: Sequence[str]) -> int | None:
+    hits = [i for i in (text.find(s) for s in stops) if i >= 0]
+    return min(hits) if hits else None

@@ -1,0 +1,117 @@
+"""ContextStore: a bounded, thread-safe cache of contexts (LRU by bytes, TTL, prefix lookup)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+
+from .context import AVPContext, common_prefix_length
+
+
+class ContextStore:
+    """Holds contexts up to ``max_bytes`` (least recently used evicted first) for ``ttl_s``.
+
+    A context larger than ``max_bytes`` is not stored (``put`` returns False).
+    """
+
+    def __init__(
+        self,
+        max_bytes: int = 512 << 20,
+        ttl_s: float | None = 3600.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_bytes <= 0:
+            raise ValueError(f"max_bytes must be positive, got {max_bytes}")
+        self.max_bytes = max_bytes
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[str, tuple[AVPContext, float]] = OrderedDict()
+        self._bytes = 0
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held now (never more than ``max_bytes``)."""
+        with self._lock:
+            return self._bytes
+
+    def __len__(self) -> int:
+        with self._lock:
+            self._expire()
+            return len(self._entries)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.get(key) is not None
+
+    def put(self, context: AVPContext, key: str | None = None) -> bool:
+        """Store ``context`` under ``key`` (default: its ``context_id``); evict to fit."""
+        key = key or context.context_id
+        size = context.nbytes
+        with self._lock:
+            self._remove(key)
+            if size > self.max_bytes:
+                return False
+            self._entries[key] = (context, self._clock())
+            self._bytes += size
+            self._expire()
+            while self._bytes > self.max_bytes:
+                oldest = next(iter(self._entries))
+                self._remove(oldest)
+            return key in self._entries
+
+    def get(self, key: str) -> AVPContext | None:
+        """The context under ``key`` (marking it recently used), or None if absent or expired."""
+        with self._lock:
+            self._expire()
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            self._entries.move_to_end(key)
+            return entry[0]
+
+    def pop(self, key: str) -> AVPContext | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            self._remove(key)
+            return entry[0] if entry else None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
+
+    def longest_prefix(
+        self, token_ids: Sequence[int], *, accept: Callable[[AVPContext], bool] | None = None
+    ) -> tuple[AVPContext | None, int]:
+        """The stored context sharing the longest token prefix with ``token_ids``, and its length.
+
+        ``accept`` filters candidates (e.g. only contexts whose model handshake is LATENT).
+        """
+        with self._lock:
+            self._expire()
+            candidates = [(key, ctx) for key, (ctx, _) in self._entries.items()]
+        best: tuple[str | None, AVPContext | None, int] = (None, None, 0)
+        for key, ctx in candidates:
+            if accept is not None and not accept(ctx):
+                continue
+            length = common_prefix_length(ctx.sequence, token_ids)
+            if length > best[2]:
+                best = (key, ctx, length)
+        if best[0] is not None:
+            self.get(best[0])  # mark as recently used
+        return best[1], best[2]
+
+    def _remove(self, key: str) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self._bytes -= entry[0].nbytes
+
+    def _expire(self) -> None:
+        if self.ttl_s is None:
+            return
+        deadline = self._clock() - self.ttl_s
+        for key in [k for k, (_, added) in self._entries.items() if added < deadline]:
+            self._remove(key)
