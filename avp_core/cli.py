@@ -23,28 +23,49 @@ def inspect_message(path: str, *, max_bytes: int | None = None) -> str:
     data = Path(path).read_bytes()
     message = wire.decode(data, max_bytes=max_bytes or wire.DEFAULT_MAX_BYTES)
     header, meta = message.header, message.metadata
-    flags = [name for name, on in (("compressed", header.compressed), ("map", header.has_map),
-                                   ("kv-cache", header.kv_cache)) if on]
+    flags = [
+        name
+        for name, on in (
+            ("compressed", header.compressed),
+            ("map", header.has_map),
+            ("kv-cache", header.kv_cache),
+        )
+        if on
+    ]
     lines = [
         f"file: {path} ({len(data):,} bytes)",
         f"header: AVP v{header.version}, flags {header.flags:#04x} [{', '.join(flags) or '-'}], "
         f"payload {header.payload_length:,} bytes, metadata {header.metadata_length:,} bytes",
         "metadata:",
     ]
-    for name in ("session_id", "source_agent_id", "target_agent_id", "model_id", "hidden_dim",
-                 "num_layers", "avp_map_id", "latent_steps", "created_at"):
+    for name in (
+        "session_id",
+        "source_agent_id",
+        "target_agent_id",
+        "model_id",
+        "hidden_dim",
+        "num_layers",
+        "avp_map_id",
+        "latent_steps",
+        "created_at",
+    ):
         value = getattr(meta, name)
         if value:
             lines.append(f"  {name}: {value}")
-    lines.append(f"  payload_type: {meta.payload_type.name}, dtype: {meta.dtype.name}, "
-                 f"mode: {meta.mode.name}, compression: {meta.compression or 'none'}")
+    lines.append(
+        f"  payload_type: {meta.payload_type.name}, dtype: {meta.dtype.name}, "
+        f"mode: {meta.mode.name}, compression: {meta.compression or 'none'}"
+    )
     if meta.payload_checksum is not None:
         lines.append(f"  payload_checksum: {meta.payload_checksum:#010x} (verified)")
     if meta.extra:
         lines.append(f"  extra: {dict(meta.extra)}")
     if meta.token_ids:
         shown = ", ".join(map(str, meta.token_ids[:8]))
-        lines.append(f"  token_ids: {len(meta.token_ids)} [{shown}{', ...' if len(meta.token_ids) > 8 else ''}]")
+        lines.append(
+            f"  token_ids: {len(meta.token_ids)} "
+            f"[{shown}{', ...' if len(meta.token_ids) > 8 else ''}]"
+        )
     if meta.identity:
         lines.append(f"  identity: {meta.identity.short()}")
     if meta.text is not None:
@@ -72,8 +93,11 @@ def _tensor_summary(message: Any) -> list[str]:
         head = f"hidden state {list(tensor.shape)}"
     if values.numel() == 0:
         return [head, "empty"]
-    stats = (f"min {values.min().item():.4g}, max {values.max().item():.4g}, "
-             f"mean {values.mean().item():.4g}, std {values.std().item() if values.numel() > 1 else 0.0:.4g}")
+    stats = (
+        f"min {values.min().item():.4g}, max {values.max().item():.4g}, "
+        f"mean {values.mean().item():.4g}, "
+        f"std {values.std().item() if values.numel() > 1 else 0.0:.4g}"
+    )
     return [head, stats]
 
 
@@ -91,7 +115,9 @@ def self_check() -> list[str]:
         data = wire.encode_kv_cache(kv, compression=level, token_ids=list(range(16)))
         decoded = wire.decode(data).kv_cache()
         assert all(torch.equal(a, b) for p, q in zip(kv, decoded) for a, b in zip(p, q))
-        checked.append(f"codec round trip ({'zstd' if level else 'raw'}): {len(data):,} bytes, exact")
+        checked.append(
+            f"codec round trip ({'zstd' if level else 'raw'}): {len(data):,} bytes, exact"
+        )
     base = ModelIdentity("qwen2", 4, 64, 2, 8, 4096, "w1", "t1", "c1")
     cases = [
         (base, Mode.LATENT),

@@ -58,7 +58,8 @@ class AVPContext:
         lengths = {k.shape[-2] for k, _ in self.kv}
         if self.kv and lengths != {len(self.sequence)}:
             raise ValueError(
-                f"KV covers {sorted(lengths)} positions but the context records {len(self.sequence)}"
+                f"KV covers {sorted(lengths)} positions but the context records "
+                f"{len(self.sequence)}"
             )
 
     @property
@@ -108,8 +109,10 @@ class AVPContext:
     def __repr__(self) -> str:
         s = self.summary()
         latent = f", latent_steps={s['latent_steps']}" if s["latent_steps"] else ""
-        return (f"AVPContext(id={s['context_id'][:8]}, seq_len={s['seq_len']}{latent}, "
-                f"layers={s['layers']}, {s['dtype']}, {s['bytes'] / 1e6:.2f} MB, model={s['model']})")
+        return (
+            f"AVPContext(id={s['context_id'][:8]}, seq_len={s['seq_len']}{latent}, "
+            f"layers={s['layers']}, {s['dtype']}, {s['bytes'] / 1e6:.2f} MB, model={s['model']})"
+        )
 
     def to_json(self) -> str:
         return json.dumps(self.summary())

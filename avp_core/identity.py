@@ -81,7 +81,9 @@ class ModelIdentity:
     def short(self) -> str:
         """A one-line description for logs and reprs."""
         name = self.model_id or self.model_type
-        return f"{name}[{self.weights_fingerprint[:8]}/{self.tokenizer_fingerprint[:8]}/{self.dtype}]"
+        return (
+            f"{name}[{self.weights_fingerprint[:8]}/{self.tokenizer_fingerprint[:8]}/{self.dtype}]"
+        )
 
 
 def weights_fingerprint(model: Any) -> str:

@@ -19,6 +19,8 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -284,7 +286,6 @@ def _write(spec: _ModelSpec, out: Path) -> None:
     """Write model + tokenizer files of ``spec`` into the existing directory ``out``."""
     import torch
     from transformers import AutoModelForCausalLM, GenerationConfig
-    from transformers.utils import logging as hf_logging
 
     tokenizer = _hf_tokenizer(spec.tokenizer)
     if len(tokenizer) != _TOKENIZERS[spec.tokenizer].vocab_size:
@@ -303,11 +304,20 @@ def _write(spec: _ModelSpec, out: Path) -> None:
         pad_token_id=ids["pad"],
         do_sample=False,
     )
+    with quiet_progress():
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+
+
+@contextmanager
+def quiet_progress() -> Iterator[None]:
+    """Silence transformers' progress bars (shard writing, weight loading) for a block."""
+    from transformers.utils import logging as hf_logging
+
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     try:
-        model.save_pretrained(out)
-        tokenizer.save_pretrained(out)
+        yield
     finally:
         if bars:
             hf_logging.enable_progress_bar()

@@ -15,8 +15,10 @@ from avp_core.wire.header import HEADER_SIZE
 def make_kv(layers=3, heads=2, seq=5, dim=8, dtype=torch.float32, seed=0):
     gen = torch.Generator().manual_seed(seed)
     return [
-        (torch.randn(1, heads, seq, dim, generator=gen).to(dtype),
-         torch.randn(1, heads, seq, dim, generator=gen).to(dtype))
+        (
+            torch.randn(1, heads, seq, dim, generator=gen).to(dtype),
+            torch.randn(1, heads, seq, dim, generator=gen).to(dtype),
+        )
         for _ in range(layers)
     ]
 
@@ -29,8 +31,10 @@ IDENTITY = ModelIdentity("qwen2", 3, 64, 2, 8, 4096, "w" * 32, "t" * 32, "c" * 3
 def test_kv_round_trip(dtype, level):
     kv = make_kv(dtype=dtype)
     message = wire.decode(wire.encode_kv_cache(kv, compression=level, session_id="s"))
-    assert message.metadata.dtype.name == {torch.float32: "FLOAT32", torch.float16: "FLOAT16",
-                                           torch.bfloat16: "BFLOAT16"}[dtype]
+    assert (
+        message.metadata.dtype.name
+        == {torch.float32: "FLOAT32", torch.float16: "FLOAT16", torch.bfloat16: "BFLOAT16"}[dtype]
+    )
     assert message.metadata.compression == ("zstd" if level else None)
     assert message.metadata.num_layers == 3
     for (k, v), (dk, dv) in zip(kv, message.kv_cache()):
@@ -41,8 +45,15 @@ def test_extensions_survive_and_v1_fields_stay_readable():
     kv = make_kv()
     last = torch.randn(64)
     data = wire.encode_kv_cache(
-        kv, token_ids=[1, 2, 3, 70000], identity=IDENTITY, latent_steps=2, text="hello",
-        created_at=12.5, last_hidden=last, model_id="m", extra={"a": "b"},
+        kv,
+        token_ids=[1, 2, 3, 70000],
+        identity=IDENTITY,
+        latent_steps=2,
+        text="hello",
+        created_at=12.5,
+        last_hidden=last,
+        model_id="m",
+        extra={"a": "b"},
     )
     meta = wire.decode(data).metadata
     assert meta.token_ids == (1, 2, 3, 70000)
@@ -115,12 +126,18 @@ def test_encode_rejects_bad_input_clearly():
 # -- decoding bad input ----------------------------------------------------------------------
 
 
-def _reframe(data: bytes, *, flags=None, payload_length=None, metadata_length=None, magic=b"AV",
-             version=1) -> bytes:
+def _reframe(
+    data: bytes, *, flags=None, payload_length=None, metadata_length=None, magic=b"AV", version=1
+) -> bytes:
     _, _, f, p, m = struct.unpack_from("<2sBBII", data)
-    header = struct.pack("<2sBBII", magic, version, f if flags is None else flags,
-                         p if payload_length is None else payload_length,
-                         m if metadata_length is None else metadata_length)
+    header = struct.pack(
+        "<2sBBII",
+        magic,
+        version,
+        f if flags is None else flags,
+        p if payload_length is None else payload_length,
+        m if metadata_length is None else metadata_length,
+    )
     return header + data[HEADER_SIZE:]
 
 
@@ -129,7 +146,7 @@ def _with_metadata(data: bytes, **changes) -> bytes:
     from avp_core.wire.schema import MetadataProto
 
     _, _, flags, _, meta_len = struct.unpack_from("<2sBBII", data)
-    proto = MetadataProto.FromString(data[HEADER_SIZE:HEADER_SIZE + meta_len])
+    proto = MetadataProto.FromString(data[HEADER_SIZE : HEADER_SIZE + meta_len])
     for name, value in changes.items():
         if name == "clear":
             proto.ClearField(value)
@@ -139,7 +156,7 @@ def _with_metadata(data: bytes, **changes) -> bytes:
         else:
             setattr(proto, name, value)
     meta = proto.SerializeToString()
-    rest = data[HEADER_SIZE + meta_len:]
+    rest = data[HEADER_SIZE + meta_len :]
     return struct.pack("<2sBBII", b"AV", 1, flags, len(meta) + len(rest), len(meta)) + meta + rest
 
 
@@ -184,7 +201,7 @@ def test_shape_byte_count_mismatch_is_detected():
     section = bytearray(GOOD[start:])
     struct.pack_into("<I", section, 12, 6)  # seq_len 5 -> 6
     data = _with_metadata(GOOD[:start] + bytes(section), payload_checksum=zlib.crc32(section))
-    with pytest.raises(DecodeError, match="need .* tensor bytes"):
+    with pytest.raises(DecodeError, match=r"need .* tensor bytes"):
         wire.decode(data)
     hidden = wire.encode_hidden_state(torch.zeros(1, 4, 16))
     with pytest.raises(DecodeError, match="tensor_shape"):

@@ -9,11 +9,16 @@ from hypothesis import strategies as st
 from avp_core import DecodeError, wire
 
 SEEDS = [
-    wire.encode_kv_cache([(torch.randn(1, 2, 3, 4), torch.randn(1, 2, 3, 4))] * 2,
-                         token_ids=[1, 2, 3], text="t", model_id="m"),
+    wire.encode_kv_cache(
+        [(torch.randn(1, 2, 3, 4), torch.randn(1, 2, 3, 4))] * 2,
+        token_ids=[1, 2, 3],
+        text="t",
+        model_id="m",
+    ),
     wire.encode_kv_cache([(torch.randn(1, 2, 3, 4).half(),) * 2], compression=3),
-    wire.encode_kv_cache([(torch.randn(1, 1, 2, 4), torch.randn(1, 1, 2, 2)),
-                          (torch.randn(1, 2, 2, 4),) * 2]),
+    wire.encode_kv_cache(
+        [(torch.randn(1, 1, 2, 4), torch.randn(1, 1, 2, 2)), (torch.randn(1, 2, 2, 4),) * 2]
+    ),
     wire.encode_hidden_state(torch.randn(1, 3, 8), avp_map_id="map", compression=1),
     wire.encode_hidden_state(torch.randn(2, 8).bfloat16(), extra={"k": "v"}),
 ]
@@ -43,16 +48,22 @@ def test_random_bytes(data):
 @FUZZ
 @given(st.binary(max_size=64))
 def test_random_bytes_behind_a_valid_header(tail):
-    _decode_fully(b"AV\x01\x04" + len(tail).to_bytes(4, "little") + (3).to_bytes(4, "little") + tail)
+    _decode_fully(
+        b"AV\x01\x04" + len(tail).to_bytes(4, "little") + (3).to_bytes(4, "little") + tail
+    )
 
 
 @FUZZ
 @given(
     seed=st.sampled_from(SEEDS),
     edits=st.lists(
-        st.tuples(st.integers(min_value=0), st.integers(min_value=0, max_value=255),
-                  st.sampled_from(["set", "insert", "delete"])),
-        min_size=1, max_size=6,
+        st.tuples(
+            st.integers(min_value=0),
+            st.integers(min_value=0, max_value=255),
+            st.sampled_from(["set", "insert", "delete"]),
+        ),
+        min_size=1,
+        max_size=6,
     ),
     cut=st.one_of(st.none(), st.integers(min_value=0)),
 )

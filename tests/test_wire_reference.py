@@ -13,8 +13,17 @@ from avp_core import wire
 def test_reference_message_decodes_to_the_same_tensors_and_metadata(vector):
     message = wire.decode((REFERENCE_DIR / vector["file"]).read_bytes())
     meta, expected = message.metadata, vector["metadata"]
-    for name in ("session_id", "source_agent_id", "target_agent_id", "model_id", "hidden_dim",
-                 "num_layers", "avp_map_id", "extra", "payload_checksum"):
+    for name in (
+        "session_id",
+        "source_agent_id",
+        "target_agent_id",
+        "model_id",
+        "hidden_dim",
+        "num_layers",
+        "avp_map_id",
+        "extra",
+        "payload_checksum",
+    ):
         assert getattr(meta, name) == expected[name], name
     assert list(meta.tensor_shape) == expected["tensor_shape"]
     assert meta.payload_type.name == expected["payload_type"]

@@ -38,6 +38,14 @@ def expected_tensors(vector: dict[str, Any]) -> Any:
 def metadata_kwargs(vector: dict[str, Any]) -> dict[str, Any]:
     """The user-settable metadata a vector was written with."""
     meta = vector["metadata"]
-    names = ("session_id", "source_agent_id", "target_agent_id", "model_id", "hidden_dim",
-             "num_layers", "avp_map_id", "extra")
+    names = (
+        "session_id",
+        "source_agent_id",
+        "target_agent_id",
+        "model_id",
+        "hidden_dim",
+        "num_layers",
+        "avp_map_id",
+        "extra",
+    )
     return {name: meta[name] for name in names}

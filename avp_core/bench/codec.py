@@ -25,8 +25,10 @@ def make_cache(layers: int, heads: int, dim: int, tokens: int, dtype: str) -> li
     gen = torch.Generator().manual_seed(0)
     shape = (1, heads, tokens, dim)
     return [
-        (torch.randn(shape, generator=gen).to(getattr(torch, dtype)),
-         torch.randn(shape, generator=gen).to(getattr(torch, dtype)))
+        (
+            torch.randn(shape, generator=gen).to(getattr(torch, dtype)),
+            torch.randn(shape, generator=gen).to(getattr(torch, dtype)),
+        )
         for _ in range(layers)
     ]
 
@@ -65,8 +67,16 @@ def measure_memcpy(kv: list[tuple[Any, Any]], runs: int) -> dict[str, float]:
 
 
 def measure_reference(python: str, args: argparse.Namespace) -> dict[str, float]:
-    command = [python, str(REFERENCE_SCRIPT), str(args.layers), str(args.heads), str(args.dim),
-               str(args.tokens), args.dtype, str(args.runs)]
+    command = [
+        python,
+        str(REFERENCE_SCRIPT),
+        str(args.layers),
+        str(args.heads),
+        str(args.dim),
+        str(args.tokens),
+        args.dtype,
+        str(args.runs),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise SystemExit(f"reference run failed ({' '.join(command)}):\n{result.stderr[-2000:]}")
@@ -87,8 +97,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     kv = make_cache(args.layers, args.heads, args.dim, args.tokens, args.dtype)
     nbytes = sum(t.numel() * t.element_size() for pair in kv for t in pair)
-    print(f"KV cache: {args.layers} layers x {args.heads} heads x {args.tokens} tokens x "
-          f"{args.dim} dim, {args.dtype}: {nbytes / 1e6:.1f} MB; median of {args.runs} runs")
+    print(
+        f"KV cache: {args.layers} layers x {args.heads} heads x {args.tokens} tokens x "
+        f"{args.dim} dim, {args.dtype}: {nbytes / 1e6:.1f} MB; median of {args.runs} runs"
+    )
     results = {
         "memcpy": measure_memcpy(kv, args.runs),
         "avp-suite": measure_ours(kv, args.runs),
@@ -102,16 +114,34 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     rows = []
     for name, r in results.items():
         round_trip = r["encode_s"] + r["decode_s"]
-        rows.append([name, r["encode_s"] * 1e3, r["decode_s"] * 1e3, round_trip * 1e3,
-                     nbytes / round_trip / 1e9, base_rt / round_trip])
-    print(table(["method", "encode ms", "decode ms", "round trip ms", "GB/s",
-                 f"x vs {base_name}"], rows))
+        rows.append(
+            [
+                name,
+                r["encode_s"] * 1e3,
+                r["decode_s"] * 1e3,
+                round_trip * 1e3,
+                nbytes / round_trip / 1e9,
+                base_rt / round_trip,
+            ]
+        )
+    print(
+        table(
+            ["method", "encode ms", "decode ms", "round trip ms", "GB/s", f"x vs {base_name}"], rows
+        )
+    )
     ours = results["avp-suite"]
-    print(f"avp-suite decode with a copy of the tensors: {ours['decode_copy_s'] * 1e3:.1f} ms; "
-          f"decode (views, checksum verified) vs torch.load: "
-          f"{results['torch.save/load']['decode_s'] / ours['decode_s']:.1f}x faster")
-    payload = {"benchmark": "codec", "bytes": nbytes, "args": vars(args), "results": results,
-               "machine": machine()}
+    print(
+        f"avp-suite decode with a copy of the tensors: {ours['decode_copy_s'] * 1e3:.1f} ms; "
+        f"decode (views, checksum verified) vs torch.load: "
+        f"{results['torch.save/load']['decode_s'] / ours['decode_s']:.1f}x faster"
+    )
+    payload = {
+        "benchmark": "codec",
+        "bytes": nbytes,
+        "args": vars(args),
+        "results": results,
+        "machine": machine(),
+    }
     write_json(args.out, payload)
     return payload
 

@@ -50,7 +50,9 @@ def render_ids(tokenizer: Any, messages: list[dict[str, Any]]) -> list[int]:
     return encode_text(tokenizer, render_text(tokenizer, messages, generation_prompt=True))
 
 
-def continuation_ids(tokenizer: Any, messages: list[dict[str, Any]], tail: Sequence[int]) -> list[int]:
+def continuation_ids(
+    tokenizer: Any, messages: list[dict[str, Any]], tail: Sequence[int]
+) -> list[int]:
     """Ids that close an open assistant turn and add ``messages`` as the next turns.
 
     The template renders a stand-in conversation ending with an assistant turn, then the
@@ -66,7 +68,7 @@ def continuation_ids(tokenizer: Any, messages: list[dict[str, Any]], tail: Seque
     except Exception:  # templates that only allow a system turn first: send it as user
         demoted = [{**m, "role": "user"} if m["role"] == "system" else m for m in messages]
         text = render_text(tokenizer, stand_in + demoted, generation_prompt=True)
-    ids = encode_text(tokenizer, text[text.index(_SENTINEL) + len(_SENTINEL):])
+    ids = encode_text(tokenizer, text[text.index(_SENTINEL) + len(_SENTINEL) :])
     for overlap in range(min(len(ids), len(tail)), 0, -1):
         if list(tail[-overlap:]) == ids[:overlap]:
             return ids[overlap:]

@@ -111,7 +111,10 @@ class HuggingFaceConnector:
             dtype = getattr(torch, dtype)
         try:
             tokenizer = AutoTokenizer.from_pretrained(path)
-            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or "auto", **kwargs)
+            with models.quiet_progress():
+                model: Any = AutoModelForCausalLM.from_pretrained(
+                    str(path), dtype=dtype or "auto", **kwargs
+                )
         except (OSError, ValueError) as exc:
             raise ModelNotFoundError(
                 f"cannot load model {name!r}: {exc}. Pass a checkpoint directory, a Hub id "
@@ -192,7 +195,7 @@ class HuggingFaceConnector:
         finish = "length"
         first_logits = None
         with torch.inference_mode():
-            logits = self._forward(plan.sequence[plan.reused:], plan.cache)
+            logits = self._forward(plan.sequence[plan.reused :], plan.cache)
             first_logits = logits.clone()
             while True:
                 token = _sample(logits, temperature, top_p, generator)
@@ -203,7 +206,7 @@ class HuggingFaceConnector:
                 cut = _stop_index(text, stops)
                 if cut is not None:
                     finish, text = "stop", text[:cut]
-                chunk = text[len(emitted):_safe_end(text, stops, finish == "stop")]
+                chunk = text[len(emitted) : _safe_end(text, stops, finish == "stop")]
                 if chunk:
                     emitted += chunk
                     yield chunk
@@ -217,8 +220,8 @@ class HuggingFaceConnector:
         final = self.tokenizer.decode(produced, skip_special_tokens=True)
         cut = _stop_index(final, stops)
         final = final if cut is None else final[:cut]
-        if final[len(emitted):]:
-            yield final[len(emitted):]
+        if final[len(emitted) :]:
+            yield final[len(emitted) :]
         sequence = plan.sequence + produced
         new_context = self._context(plan.cache, sequence, text=final, source_agent=source_agent)
         usage = Usage(
@@ -230,8 +233,9 @@ class HuggingFaceConnector:
             total_s=time.perf_counter() - start,
         )
         self._record(usage)
-        yield Generation(final, new_context, usage, plan.handshake, tuple(produced), finish,
-                         first_logits)
+        yield Generation(
+            final, new_context, usage, plan.handshake, tuple(produced), finish, first_logits
+        )
 
     def think(
         self,
@@ -255,26 +259,43 @@ class HuggingFaceConnector:
         plan = self._plan(chat.normalize_messages(messages), context, layout)
         align = realignment(self.model)
         with torch.inference_mode():
-            hidden = self._forward(plan.sequence[plan.reused:], plan.cache, hidden=True)
+            hidden = self._forward(plan.sequence[plan.reused :], plan.cache, hidden=True)
             for _ in range(steps):
                 embeds = align.apply(hidden).to(self.dtype).reshape(1, 1, -1)
                 hidden = self._forward(None, plan.cache, hidden=True, embeds=embeds)
         sequence = plan.sequence + [LATENT] * steps
-        self._record(Usage(len(plan.sequence), plan.reused, len(plan.sequence) - plan.reused, 0,
-                           0.0, time.perf_counter() - start))
-        return self._context(plan.cache, sequence, text=None, source_agent=source_agent,
-                             last_hidden=hidden.reshape(1, -1).clone())
+        self._record(
+            Usage(
+                len(plan.sequence),
+                plan.reused,
+                len(plan.sequence) - plan.reused,
+                0,
+                0.0,
+                time.perf_counter() - start,
+            )
+        )
+        return self._context(
+            plan.cache,
+            sequence,
+            text=None,
+            source_agent=source_agent,
+            last_hidden=hidden.reshape(1, -1).clone(),
+        )
 
     def check_context(self, context: AVPContext) -> Handshake:
         """The handshake between this connector's model and the context's producer."""
         handshake = resolve(self.identity, context.identity)
         if handshake.latent and not self._reusable:
-            return Handshake(Mode.JSON, "this model's cache type does not support exact reuse; using text")
+            return Handshake(
+                Mode.JSON, "this model's cache type does not support exact reuse; using text"
+            )
         return handshake
 
     # -- internals -------------------------------------------------------------------------
 
-    def _plan(self, messages: list[dict[str, Any]], context: AVPContext | None, layout: str) -> _Plan:
+    def _plan(
+        self, messages: list[dict[str, Any]], context: AVPContext | None, layout: str
+    ) -> _Plan:
         if layout not in LAYOUTS:
             raise InvalidRequestError(f"layout must be one of {LAYOUTS}, got {layout!r}")
         if context is None:
@@ -309,7 +330,8 @@ class HuggingFaceConnector:
         cache = self._new_cache()
         if length == 0:
             return cache
-        for layer, (k, v) in zip(cache.layers, context.kv):
+        layers: list[Any] = list(cache.layers)
+        for layer, (k, v) in zip(layers, context.kv):
             k, v = k[:, :, :length], v[:, :, :length]
             if k.dtype != self.dtype or k.device != self.device:
                 k, v = k.to(self.device, self.dtype), v.to(self.device, self.dtype)
@@ -337,11 +359,25 @@ class HuggingFaceConnector:
             return out.hidden_states[-1][0, -1]
         return out.logits[0, -1].float() if logits else out.logits
 
-    def _context(self, cache: DynamicCache, sequence: list[int], *, text: str | None,
-                 source_agent: str, last_hidden: torch.Tensor | None = None) -> AVPContext:
-        kv = tuple((layer.keys, layer.values) for layer in cache.layers)
-        return AVPContext(sequence=tuple(sequence), kv=kv, identity=self.identity, text=text,
-                          source_agent=source_agent, last_hidden=last_hidden)
+    def _context(
+        self,
+        cache: DynamicCache,
+        sequence: list[int],
+        *,
+        text: str | None,
+        source_agent: str,
+        last_hidden: torch.Tensor | None = None,
+    ) -> AVPContext:
+        layers: list[Any] = list(cache.layers)
+        kv = tuple((layer.keys, layer.values) for layer in layers)
+        return AVPContext(
+            sequence=tuple(sequence),
+            kv=kv,
+            identity=self.identity,
+            text=text,
+            source_agent=source_agent,
+            last_hidden=last_hidden,
+        )
 
     def _record(self, usage: Usage) -> None:
         with self._stats_lock:
@@ -375,8 +411,9 @@ def _check_sampling(max_new_tokens: int, temperature: float, top_p: float) -> No
         raise InvalidRequestError(f"top_p must be in (0, 1], got {top_p}")
 
 
-def _sample(logits: torch.Tensor, temperature: float, top_p: float,
-            generator: torch.Generator | None) -> int:
+def _sample(
+    logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None
+) -> int:
     if temperature == 0:
         return int(torch.argmax(logits))
     probs = torch.softmax(logits / temperature, dim=-1)
@@ -395,7 +432,7 @@ def _safe_end(text: str, stops: Sequence[str], final: bool) -> int:
     end = len(text) - 1 if text.endswith("\ufffd") else len(text)
     for stop in stops:
         for size in range(min(len(stop) - 1, end), 0, -1):
-            if text[end - size:end] == stop[:size]:
+            if text[end - size : end] == stop[:size]:
                 end -= size
                 break
     return max(end, 0)

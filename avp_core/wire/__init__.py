@@ -11,7 +11,15 @@ from .codec import (
     encode_hidden_state,
     encode_kv_cache,
 )
-from .header import FLAG_COMPRESSED, FLAG_HAS_MAP, FLAG_KV_CACHE, HEADER_SIZE, MAGIC, VERSION, Header
+from .header import (
+    FLAG_COMPRESSED,
+    FLAG_HAS_MAP,
+    FLAG_KV_CACHE,
+    HEADER_SIZE,
+    MAGIC,
+    VERSION,
+    Header,
+)
 from .schema import DataType, PayloadType, WireMode
 from .tensors import LayerShape
 

@@ -6,7 +6,7 @@ declares and ``max_bytes`` allows; every problem is a :class:`~avp_core.errors.D
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -157,7 +157,9 @@ def encode_hidden_state(tensor: Any, *, compression: int | None = None, **metada
 def _metadata_proto(metadata: Mapping[str, Any], dtype: DataType) -> Any:
     unknown = set(metadata) - set(_USER_FIELDS)
     if unknown:
-        raise EncodeError(f"unknown metadata fields {sorted(unknown)}; valid: {', '.join(_USER_FIELDS)}")
+        raise EncodeError(
+            f"unknown metadata fields {sorted(unknown)}; valid: {', '.join(_USER_FIELDS)}"
+        )
     values = dict(metadata)
     extra = values.pop("extra", None) or {}
     identity = values.pop("identity", None)
@@ -211,14 +213,18 @@ def _assemble(proto: Any, chunks: list[memoryview], level: int | None) -> bytes:
     meta = proto.SerializeToString(deterministic=True)
     header = Header(flags=flags, payload_length=len(meta) + total, metadata_length=len(meta))
     if header.payload_length > 0xFFFFFFFF:
-        raise EncodeError(f"message of {header.payload_length} bytes exceeds the 4 GiB AVP v1 limit")
+        raise EncodeError(
+            f"message of {header.payload_length} bytes exceeds the 4 GiB AVP v1 limit"
+        )
     return b"".join([header.pack(), meta, *chunks])
 
 
 # -- decoding -------------------------------------------------------------------------------
 
 
-def decode(data: bytes | bytearray | memoryview, *, max_bytes: int = DEFAULT_MAX_BYTES, copy: bool = False) -> Message:
+def decode(
+    data: bytes | bytearray | memoryview, *, max_bytes: int = DEFAULT_MAX_BYTES, copy: bool = False
+) -> Message:
     """Decode and fully validate a message.
 
     Tensors are views of ``data`` (no copy). With ``copy=True`` the tensor bytes are copied
@@ -306,15 +312,19 @@ def _check_flags(header: Header, metadata: Metadata) -> None:
     is_kv = metadata.payload_type == PayloadType.KV_CACHE
     if header.kv_cache != is_kv:
         raise DecodeError(
-            f"header KV flag ({header.kv_cache}) contradicts payload_type {metadata.payload_type.name}"
+            f"header KV flag ({header.kv_cache}) contradicts payload_type "
+            f"{metadata.payload_type.name}"
         )
     if header.has_map != bool(metadata.avp_map_id):
-        raise DecodeError(f"header map flag ({header.has_map}) contradicts avp_map_id {metadata.avp_map_id!r}")
+        raise DecodeError(
+            f"header map flag ({header.has_map}) contradicts avp_map_id {metadata.avp_map_id!r}"
+        )
     if metadata.compression not in (None, "", "zstd"):
         raise DecodeError(f"unknown compression {metadata.compression!r} (only zstd is defined)")
     if header.compressed != (metadata.compression == "zstd"):
         raise DecodeError(
-            f"header compressed flag ({header.compressed}) contradicts compression {metadata.compression!r}"
+            f"header compressed flag ({header.compressed}) contradicts compression "
+            f"{metadata.compression!r}"
         )
     if metadata.dtype == DataType.INT8:
         raise DecodeError("INT8 tensors need quantization parameters, which AVP v1 does not define")

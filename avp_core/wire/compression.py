@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from ..errors import DecodeError, EncodeError, MissingDependencyError
 
@@ -10,7 +11,7 @@ LEVELS = (1, 3, 19)
 _READ_CHUNK = 1 << 20
 
 
-def _zstd():  # type: ignore[no-untyped-def]
+def _zstd() -> Any:
     try:
         import zstandard
     except ImportError as exc:  # pragma: no cover - zstandard is a base dependency
@@ -22,13 +23,17 @@ def check_level(level: int | None) -> int | None:
     if level is None or level == 0:
         return None
     if isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= 22:
-        raise EncodeError(f"compression must be None or a zstd level 1-22 (1, 3, 19 in AVP); got {level!r}")
+        raise EncodeError(
+            f"compression must be None or a zstd level 1-22 (1, 3, 19 in AVP); got {level!r}"
+        )
     return level
 
 
 def compress_chunks(chunks: Iterable[memoryview], total: int, level: int) -> bytes:
     """Compress ``chunks`` (``total`` bytes) into one zstd frame that records its content size."""
-    compressor = _zstd().ZstdCompressor(level=level, write_content_size=True).compressobj(size=total)
+    compressor = (
+        _zstd().ZstdCompressor(level=level, write_content_size=True).compressobj(size=total)
+    )
     parts = [compressor.compress(chunk) for chunk in chunks]
     parts.append(compressor.flush())
     return b"".join(parts)
@@ -55,7 +60,7 @@ def decompress(data: memoryview, max_bytes: int) -> bytes:
     return _decompress_unknown_size(dctx, data, max_bytes)
 
 
-def _decompress_unknown_size(dctx, data: memoryview, max_bytes: int) -> bytes:  # type: ignore[no-untyped-def]
+def _decompress_unknown_size(dctx: Any, data: memoryview, max_bytes: int) -> bytes:
     parts: list[bytes] = []
     total = 0
     try:

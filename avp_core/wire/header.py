@@ -40,24 +40,31 @@ class Header:
         return bool(self.flags & FLAG_KV_CACHE)
 
     def pack(self) -> bytes:
-        return _HEADER.pack(MAGIC, self.version, self.flags, self.payload_length, self.metadata_length)
+        return _HEADER.pack(
+            MAGIC, self.version, self.flags, self.payload_length, self.metadata_length
+        )
 
 
 def unpack_header(data: memoryview) -> Header:
     """Parse and check the header against the length of ``data`` (the whole message)."""
     if len(data) < HEADER_SIZE:
-        raise DecodeError(f"truncated message: {len(data)} bytes, the header alone is {HEADER_SIZE}")
+        raise DecodeError(
+            f"truncated message: {len(data)} bytes, the header alone is {HEADER_SIZE}"
+        )
     magic, version, flags, payload_length, metadata_length = _HEADER.unpack_from(data)
     if magic != MAGIC:
         raise DecodeError(f"not an AVP message: magic {bytes(magic)!r}, expected {MAGIC!r}")
     if version != VERSION:
-        raise DecodeError(f"unsupported AVP version {version}; this decoder reads version {VERSION}")
+        raise DecodeError(
+            f"unsupported AVP version {version}; this decoder reads version {VERSION}"
+        )
     if flags & ~KNOWN_FLAGS:
         raise DecodeError(f"unknown header flags {flags:#04x} (known: {KNOWN_FLAGS:#04x})")
     available = len(data) - HEADER_SIZE
     if payload_length > available:
         raise DecodeError(
-            f"truncated message: header declares {payload_length} payload bytes, {available} present"
+            f"truncated message: header declares {payload_length} payload bytes, "
+            f"{available} present"
         )
     if payload_length < available:
         raise DecodeError(

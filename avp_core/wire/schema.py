@@ -72,7 +72,7 @@ _EXTENSION_FIELDS: tuple[tuple[int, str, int, int, str | None, bool], ...] = (
 )
 
 EXTENSION_NAMES = tuple(f[1] for f in _EXTENSION_FIELDS)
-V1_NAMES = tuple(f[1] for f in _V1_FIELDS) + ("extra",)
+V1_NAMES = (*(f[1] for f in _V1_FIELDS), "extra")
 
 _PACKAGE = "avp_suite.wire.v1"
 
@@ -105,7 +105,9 @@ def _file_descriptor() -> descriptor_pb2.FileDescriptorProto:
         ("CommunicationMode", {"LATENT": 0, "JSON_MODE": 1}),
     ):
         enum_proto = proto.enum_type.add(name=enum_name)
-        items = members.items() if isinstance(members, dict) else ((m.name, m.value) for m in members)
+        items = (
+            members.items() if isinstance(members, dict) else ((m.name, m.value) for m in members)
+        )
         for value_name, number in items:
             # Enum values are scoped to the package in proto3, so prefix them to stay unique.
             enum_proto.value.add(name=f"{enum_name.upper()}_{value_name}", number=number)

@@ -36,8 +36,11 @@ def torch_module() -> Any:
 
 def wire_dtype(dtype: torch.dtype) -> DataType:
     torch = torch_module()
-    table = {torch.float32: DataType.FLOAT32, torch.float16: DataType.FLOAT16,
-             torch.bfloat16: DataType.BFLOAT16}
+    table = {
+        torch.float32: DataType.FLOAT32,
+        torch.float16: DataType.FLOAT16,
+        torch.bfloat16: DataType.BFLOAT16,
+    }
     if dtype not in table:
         raise EncodeError(f"tensors must be float32, float16 or bfloat16; got {dtype}")
     return table[dtype]
@@ -45,8 +48,12 @@ def wire_dtype(dtype: torch.dtype) -> DataType:
 
 def torch_dtype(dtype: DataType) -> torch.dtype:
     torch = torch_module()
-    table = {DataType.FLOAT32: torch.float32, DataType.FLOAT16: torch.float16,
-             DataType.BFLOAT16: torch.bfloat16, DataType.INT8: torch.int8}
+    table = {
+        DataType.FLOAT32: torch.float32,
+        DataType.FLOAT16: torch.float16,
+        DataType.BFLOAT16: torch.bfloat16,
+        DataType.INT8: torch.int8,
+    }
     return table[dtype]
 
 
@@ -104,7 +111,9 @@ def kv_section_header(shapes: Sequence[LayerShape], dtype: DataType) -> bytes:
     """The ``<IIIIB`` header; zeros for heads, head_dim and seq when layers differ."""
     if is_uniform(shapes):
         s = shapes[0]
-        return KV_HEADER.pack(len(shapes), s.num_kv_heads, s.key_dim, s.seq_len, KV_DTYPE_BYTES[dtype])
+        return KV_HEADER.pack(
+            len(shapes), s.num_kv_heads, s.key_dim, s.seq_len, KV_DTYPE_BYTES[dtype]
+        )
     return KV_HEADER.pack(len(shapes), 0, 0, 0, KV_DTYPE_BYTES[dtype])
 
 
@@ -125,7 +134,8 @@ def byte_chunks(tensor: torch.Tensor) -> Iterator[memoryview]:
         if flat.dtype == torch.bfloat16:
             flat = flat.view(torch.int16)
         if flat.numel():
-            yield memoryview(flat.numpy()).cast("B")
+            array: Any = flat.numpy()
+            yield memoryview(array).cast("B")
         return
     for part in tensor:
         yield from byte_chunks(part)

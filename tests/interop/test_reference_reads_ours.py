@@ -9,7 +9,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-avp = pytest.importorskip("avp", reason="the reference avp 0.6.2 is installed only in tox -e interop")
+avp = pytest.importorskip(
+    "avp", reason="the reference avp 0.6.2 is installed only in tox -e interop"
+)
 from avp import kv_cache as reference_kv  # noqa: E402
 
 from avp_core import ModelIdentity, wire  # noqa: E402
@@ -19,8 +21,13 @@ IDENTITY = ModelIdentity("qwen2", 2, 64, 2, 8, 4096, "w" * 32, "t" * 32, "c" * 3
 
 def _kv(dtype):
     gen = torch.Generator().manual_seed(1)
-    return [(torch.randn(1, 2, 7, 8, generator=gen).to(dtype),
-             torch.randn(1, 2, 7, 8, generator=gen).to(dtype)) for _ in range(2)]
+    return [
+        (
+            torch.randn(1, 2, 7, 8, generator=gen).to(dtype),
+            torch.randn(1, 2, 7, 8, generator=gen).to(dtype),
+        )
+        for _ in range(2)
+    ]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
@@ -28,10 +35,20 @@ def _kv(dtype):
 def test_reference_decodes_our_kv_cache(dtype, level):
     kv = _kv(dtype)
     data = wire.encode_kv_cache(
-        kv, compression=level, session_id="s1", source_agent_id="a", target_agent_id="b",
-        model_id="tiny", hidden_dim=64, extra={"k": "v"},
+        kv,
+        compression=level,
+        session_id="s1",
+        source_agent_id="a",
+        target_agent_id="b",
+        model_id="tiny",
+        hidden_dim=64,
+        extra={"k": "v"},
         # our extensions (fields >= 16): the reference must skip them
-        token_ids=list(range(7)), identity=IDENTITY, latent_steps=0, text="hi", created_at=1.0,
+        token_ids=list(range(7)),
+        identity=IDENTITY,
+        latent_steps=0,
+        text="hi",
+        created_at=1.0,
     )
     message = avp.decode(data)
     assert message.metadata.session_id == "s1"

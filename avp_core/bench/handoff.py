@@ -1,0 +1,265 @@
+"""Handoff benchmark: agent B after agent A, text path vs latent (KV handoff) side by side.
+
+Agent A reads a document (~1,000 tokens by default) and answers; agent B receives A's answer
+and answers. Both answer with a fixed number of greedy tokens (EOS ignored).
+
+- text path: B gets a fresh prompt, its own system message first, then the document and A's
+  answer as text in a user turn; no context, so it prefills everything.
+- latent path: B continues A's context (``layout="handoff"``): A's whole KV is reused and B
+  prefills only its new turns (its system message and instruction). This is not the same text
+  as the text path: B's system message comes after A's conversation (see DESIGN.md, "handoff"
+  layout), so B's answers on the two paths are not expected to match.
+
+Runs interleave the two paths (alternating which goes first) in one process on one model,
+after one warm-up run; figures are medians. The cost of a latent ``think`` step
+(approximate, LatentMAS-style) is reported per step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from typing import Any
+
+from .common import machine, table, write_json
+
+A_ROLE = "You are a researcher. Read the document carefully and answer the question."
+QUESTION = "What are the main points of this document, and what should a reader remember?"
+B_ROLE = "You are a reviewer. Check the researcher's answer against the document and improve it."
+B_TASK = "Review the researcher's answer above and write a better, shorter answer."
+KEYS = ("prompt_tokens", "reused_tokens", "prefilled_tokens", "ttft_s", "total_s", "pipeline_s")
+
+
+def make_document(tokenizer: Any, n_tokens: int) -> tuple[str, int]:
+    """Deterministic English text (the embedded corpus) cut at a sentence end near
+    ``n_tokens`` tokens; returns the text and its actual token count."""
+    from avp_core._corpus import corpus
+
+    text = corpus()
+    ids: list[int] = tokenizer(text, add_special_tokens=False)["input_ids"]
+    while len(ids) < n_tokens + 64:  # extend by repetition for very long documents
+        text += "\n" + corpus()
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    doc = tokenizer.decode(ids[:n_tokens])
+    cut = max(doc.rfind(". "), doc.rfind(".\n"))
+    doc = doc[: cut + 1] if cut > len(doc) // 2 else doc[: doc.rfind(" ")]
+    return doc, len(tokenizer(doc, add_special_tokens=False)["input_ids"])
+
+
+def a_messages(doc: str) -> list[dict[str, str]]:
+    return [
+        {"role": "system", "content": A_ROLE},
+        {"role": "user", "content": f"Document:\n{doc}\n\nQuestion: {QUESTION}"},
+    ]
+
+
+def b_text_messages(doc: str, a_answer: str) -> list[dict[str, str]]:
+    """What a text pipeline sends B: its role first, then everything it needs as text."""
+    content = (
+        f"Document:\n{doc}\n\nQuestion: {QUESTION}\n\nResearcher's answer:\n{a_answer}\n\n{B_TASK}"
+    )
+    return [{"role": "system", "content": B_ROLE}, {"role": "user", "content": content}]
+
+
+def b_latent_messages() -> list[dict[str, str]]:
+    """What the latent path sends B: only its new turns; the rest is A's context."""
+    return [{"role": "system", "content": B_ROLE}, {"role": "user", "content": B_TASK}]
+
+
+def run_pipeline(conn: Any, doc: str, latent: bool, answer_tokens: int) -> dict[str, Any]:
+    """A then B, one way; B's usage, token ids and the pipeline's wall time."""
+    options: dict[str, Any] = {"max_new_tokens": answer_tokens, "ignore_eos": True}
+    start = time.perf_counter()
+    a = conn.generate(a_messages(doc), source_agent="A", **options)
+    if latent:
+        b = conn.generate(b_latent_messages(), context=a.context, layout="handoff", **options)
+    else:
+        b = conn.generate(b_text_messages(doc, a.text), **options)
+    wall = time.perf_counter() - start
+    return {
+        "usage": b.usage.to_dict(),
+        "a_tokens": a.token_ids,
+        "b_tokens": b.token_ids,
+        "a_context": a.context,
+        "pipeline_s": wall,
+    }
+
+
+def think_cost(conn: Any, context: Any, steps: int, runs: int) -> dict[str, float]:
+    """Median ms per latent step: think(steps) minus think(0) (the prefill of B's turn)."""
+
+    def timed(n: int) -> float:
+        start = time.perf_counter()
+        conn.think(b_latent_messages(), steps=n, context=context, layout="handoff")
+        return time.perf_counter() - start
+
+    timed(steps)  # warm-up
+    base, full = [], []
+    for _ in range(runs):
+        base.append(timed(0))
+        full.append(timed(steps))
+    base_s, full_s = statistics.median(base), statistics.median(full)
+    return {
+        "steps": steps,
+        "think_0_s": base_s,
+        "think_n_s": full_s,
+        "ms_per_step": max(full_s - base_s, 0.0) / steps * 1e3,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(
+        prog="avp-suite bench handoff",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--model", default="bench-qwen2")
+    parser.add_argument("--doc-tokens", type=int, default=1000)
+    parser.add_argument("--answer-tokens", type=int, default=64)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--think-steps", type=int, default=10)
+    parser.add_argument("--out", help="write results JSON here")
+    args = parser.parse_args(argv)
+    if args.runs < 1 or args.answer_tokens < 1 or args.think_steps < 1 or args.doc_tokens < 1:
+        parser.error("--runs, --answer-tokens, --think-steps and --doc-tokens must be >= 1")
+
+    from avp_core import HuggingFaceConnector
+
+    conn = HuggingFaceConnector.from_pretrained(args.model)
+    doc, doc_tokens = make_document(conn.tokenizer, args.doc_tokens)
+    print(
+        f"model {args.model} ({conn.identity.short()}); document {doc_tokens} tokens; "
+        f"answers {args.answer_tokens} tokens each (greedy, EOS ignored); "
+        f"median of {args.runs} interleaved runs after 1 warm-up"
+    )
+
+    samples: dict[str, list[dict[str, Any]]] = {"text": [], "latent": []}
+    for run in range(args.runs + 1):
+        order = ("text", "latent") if run % 2 == 0 else ("latent", "text")
+        for path in order:
+            result = run_pipeline(conn, doc, path == "latent", args.answer_tokens)
+            label = "warm-up" if run == 0 else f"run {run}/{args.runs}"
+            print(
+                f"  {label} {path:6s}: B ttft {result['usage']['ttft_s'] * 1e3:8.1f} ms, "
+                f"B total {result['usage']['total_s'] * 1e3:8.1f} ms",
+                file=sys.stderr,
+            )
+            if run:
+                samples[path].append(result)
+            if path == "text" or run < args.runs:
+                result.pop("a_context")  # keep one context (the last latent run's) alive
+
+    def med(path: str, key: str) -> float:
+        values = [
+            s["pipeline_s"] if key == "pipeline_s" else s["usage"][key] for s in samples[path]
+        ]
+        return float(statistics.median(values))
+
+    results: dict[str, dict[str, float]] = {
+        path: {key: med(path, key) for key in KEYS} for path in samples
+    }
+    text, latent = results["text"], results["latent"]
+    ratios = {key: text[key] / latent[key] if latent[key] else float("inf") for key in text}
+    rows = [
+        [
+            "B prompt tokens (positions)",
+            int(text["prompt_tokens"]),
+            int(latent["prompt_tokens"]),
+            ratios["prompt_tokens"],
+        ],
+        ["B reused tokens", int(text["reused_tokens"]), int(latent["reused_tokens"]), "-"],
+        [
+            "B prefilled tokens",
+            int(text["prefilled_tokens"]),
+            int(latent["prefilled_tokens"]),
+            ratios["prefilled_tokens"],
+        ],
+        [
+            "B time to first token ms",
+            text["ttft_s"] * 1e3,
+            latent["ttft_s"] * 1e3,
+            ratios["ttft_s"],
+        ],
+        ["B wall time ms", text["total_s"] * 1e3, latent["total_s"] * 1e3, ratios["total_s"]],
+        [
+            "A+B pipeline wall ms",
+            text["pipeline_s"] * 1e3,
+            latent["pipeline_s"] * 1e3,
+            ratios["pipeline_s"],
+        ],
+    ]
+    print(table(["median", "text", "latent", "x (text/latent)"], rows))
+
+    context = samples["latent"][-1]["a_context"]
+    think = think_cost(conn, context, args.think_steps, args.runs)
+    decode_ms = (latent["total_s"] - latent["ttft_s"]) / max(args.answer_tokens - 1, 1) * 1e3
+    checks = {
+        path: {
+            "a_deterministic": len({s["a_tokens"] for s in samples[path]}) == 1,
+            "b_deterministic": len({s["b_tokens"] for s in samples[path]}) == 1,
+        }
+        for path in samples
+    }
+    same_answer = samples["text"][0]["b_tokens"] == samples["latent"][0]["b_tokens"]
+    print(
+        f"KV handed over (A.context.nbytes): {context.nbytes / 1e6:.2f} MB "
+        f"({context.seq_len} positions, {context.num_layers} layers, {context.dtype})"
+    )
+    print(
+        f"think step (approximate, latent): ~{think['ms_per_step']:.1f} ms/step "
+        f"(median think({args.think_steps}) - think(0) over {args.runs} runs); "
+        f"B decode ~{decode_ms:.1f} ms/token"
+    )
+    print(
+        f"determinism: B latent answer identical across runs: "
+        f"{checks['latent']['b_deterministic']}; B text answer: "
+        f"{checks['text']['b_deterministic']}; A answer: "
+        f"{checks['text']['a_deterministic'] and checks['latent']['a_deterministic']}"
+    )
+    print(f"B's answers text vs latent identical: {same_answer} (not expected: different prompts)")
+    target = ratios["ttft_s"] >= 5
+    print(f"target B TTFT >= 5x lower: {'met' if target else 'NOT met'} ({ratios['ttft_s']:.1f}x)")
+    print(
+        "prompts: text = [B system, user(document + question + A's answer + task)], "
+        "fresh; latent = A's context [A system, user(document + question), A's answer] "
+        "+ [B system, user(task)] (handoff layout: not identical text, see DESIGN.md)"
+    )
+
+    payload = {
+        "benchmark": "handoff",
+        "args": vars(args),
+        "model": conn.identity.short(),
+        "document_tokens": doc_tokens,
+        "results": results,
+        "ratios": ratios,
+        "samples": {
+            path: [{"usage": s["usage"], "pipeline_s": s["pipeline_s"]} for s in runs]
+            for path, runs in samples.items()
+        },
+        "think": think,
+        "decode_ms_per_token": decode_ms,
+        "kv_bytes": context.nbytes,
+        "kv_positions": context.seq_len,
+        "checks": {**checks, "b_text_equals_latent": same_answer},
+        "target_ttft_5x": target,
+        "prompts": {
+            "text": b_text_messages("<document>", "<A's answer>"),
+            "latent": [
+                {
+                    "role": "context",
+                    "content": "<A's context: system, user(document, question), A's answer>",
+                },
+                *b_latent_messages(),
+            ],
+        },
+        "machine": machine(),
+    }
+    print(f"machine: {payload['machine']}")
+    write_json(args.out, payload)
+    return payload
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(sys.argv[1:])
