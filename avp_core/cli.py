@@ -13,6 +13,7 @@ from .errors import AVPError
 BENCHMARKS: dict[str, str] = {
     "codec": "avp_core.bench.codec",
     "handoff": "avp_core.bench.handoff",
+    "identity": "avp_core.bench.identity",
 }
 
 

@@ -21,8 +21,11 @@ def run_demo(args: argparse.Namespace) -> int:
     try:
         from .bench import handoff
     except ImportError as exc:
-        print(f"\nThe model part needs torch and transformers ({exc.name} is missing):\n"
-              "  python -m pip install -c constraints.txt '.[hf]'", file=sys.stderr)
+        print(
+            f"\nThe model part needs torch and transformers ({exc.name} is missing):\n"
+            "  python -m pip install -c constraints.txt '.[hf]'",
+            file=sys.stderr,
+        )
         return 0
     out = Path(args.out)
     print(f"\nTwo agents on {args.model}: text path vs latent handoff (one shared run each)")

@@ -1,0 +1,38 @@
+"""The avp-suite command: inspect, self-check, errors without tracebacks."""
+
+from __future__ import annotations
+
+from vectors import REFERENCE_DIR
+
+from avp_core import cli
+
+
+def test_inspect_describes_a_reference_message(capsys):
+    assert cli.main(["inspect", str(REFERENCE_DIR / "kv_bf16_zstd.avp")]) == 0
+    out = capsys.readouterr().out
+    assert "AVP v1" in out and "compressed" in out and "kv-cache" in out
+    assert "KV_CACHE" in out and "BFLOAT16" in out and "3 layers" in out
+    assert "verified" in out
+
+
+def test_inspect_of_a_context_shows_tokens_and_identity(qwen, tmp_path, capsys):
+    context = qwen.generate("Plan a trip.", max_new_tokens=4).context
+    path = tmp_path / "ctx.avp"
+    path.write_bytes(context.to_bytes())
+    assert cli.main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"token_ids: {context.seq_len}" in out and "tiny-qwen2" in out
+
+
+def test_bad_files_give_one_clear_line(tmp_path, capsys):
+    bad = tmp_path / "bad.avp"
+    bad.write_bytes(b"not an avp message at all")
+    assert cli.main(["inspect", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "DecodeError" in err and "magic" in err and "Traceback" not in err
+    assert cli.main(["inspect", str(tmp_path / "missing.avp")]) == 2
+
+
+def test_self_check_passes():
+    lines = cli.self_check()
+    assert any("LATENT" in line for line in lines) and any("JSON" in line for line in lines)
