@@ -40,7 +40,13 @@ if TYPE_CHECKING:
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
+        try:
+            module = import_module(_LAZY[name])
+        except ImportError as exc:
+            if exc.name in ("torch", "transformers", "numpy"):
+                raise MissingDependencyError(exc.name, "hf") from exc
+            raise
+        return getattr(module, name)
     raise AttributeError(f"module 'avp_core' has no attribute {name!r}")
 
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import DecodeError
+from .errors import DecodeError, InvalidRequestError
 from .identity import ModelIdentity
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ class AVPContext:
         object.__setattr__(self, "kv", tuple((k, v) for k, v in self.kv))
         lengths = {k.shape[-2] for k, _ in self.kv}
         if self.kv and lengths != {len(self.sequence)}:
-            raise ValueError(
+            raise InvalidRequestError(
                 f"KV covers {sorted(lengths)} positions but the context records "
                 f"{len(self.sequence)}"
             )

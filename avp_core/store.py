@@ -8,6 +8,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 from .context import AVPContext, common_prefix_length
+from .errors import InvalidRequestError
 
 
 class ContextStore:
@@ -24,7 +25,7 @@ class ContextStore:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_bytes <= 0:
-            raise ValueError(f"max_bytes must be positive, got {max_bytes}")
+            raise InvalidRequestError(f"max_bytes must be positive, got {max_bytes}")
         self.max_bytes = max_bytes
         self.ttl_s = ttl_s
         self._clock = clock

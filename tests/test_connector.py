@@ -203,6 +203,10 @@ def test_stop_strings_cut_the_text(qwen):
         if isinstance(x, str)
     )
     assert streamed == stopped.text
+    # the context ends before the tokens that spell the stop string
+    covered = stopped.context.sequence[qwen.count_tokens(CHAT) :]
+    assert word not in qwen.tokenizer.decode(covered)
+    assert stopped.context.seq_len == stopped.context.kv[0][0].shape[2]
 
 
 def test_sampling_is_seeded(qwen):
@@ -220,6 +224,11 @@ def test_stats_count_calls(qwen):
     assert stats.prompt_tokens == stats.reused_tokens + stats.prefilled_tokens
     fresh.reset_stats()
     assert fresh.stats.calls == 0
+    with fresh.record() as calls:
+        fresh.generate(CHAT, max_new_tokens=2)
+        fresh.think(CHAT, steps=1)
+    fresh.generate(CHAT, max_new_tokens=2)
+    assert len(calls) == 2 and calls[0].completion_tokens == 2
 
 
 def test_bad_requests_raise_clear_errors(qwen):

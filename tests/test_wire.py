@@ -178,7 +178,7 @@ GOOD_ZSTD = wire.encode_kv_cache(make_kv(), compression=3)
         (_reframe(GOOD, flags=0x04 | 0x01), "compressed flag"),
         (_reframe(GOOD, flags=0x04 | 0x02), "map flag"),
         (_reframe(GOOD, metadata_length=len(GOOD)), "exceeds the payload"),
-        (_with_metadata(GOOD, dtype=1), "dtype"),
+        (_with_metadata(wire.encode_kv_cache(make_kv(dtype=torch.float16)), dtype=2), "dtype"),
         (_with_metadata(GOOD, dtype=9), "unknown dtype value 9"),
         (_with_metadata(GOOD, payload_type=7), "unknown payload_type"),
         (_with_metadata(GOOD, mode=5), "unknown mode"),
@@ -231,3 +231,24 @@ def test_corrupt_zstd_frame_is_a_decode_error():
 def test_oversized_input_is_refused():
     with pytest.raises(DecodeError, match="max_bytes"):
         wire.decode(GOOD, max_bytes=100)
+
+
+def test_kv_dtype_left_at_its_default_defers_to_the_section():
+    # AVP v1 writers may leave metadata dtype at FLOAT32 (proto3 default) for f16/bf16 caches.
+    kv = make_kv(dtype=torch.bfloat16)
+    message = wire.decode(_with_metadata(wire.encode_kv_cache(kv), dtype=0))
+    assert message.metadata.dtype.name == "BFLOAT16"
+    assert all(torch.equal(a, b) for p, q in zip(kv, message.kv_cache()) for a, b in zip(p, q))
+
+
+def test_zstd_frame_without_content_size_is_refused():
+    import zstandard
+
+    meta_len = struct.unpack_from("<I", GOOD_ZSTD, 8)[0]
+    start = HEADER_SIZE + meta_len
+    raw = wire.decode(GOOD_ZSTD).payload.tobytes()
+    frame = zstandard.ZstdCompressor(write_content_size=False).compress(raw)
+    body = GOOD_ZSTD[HEADER_SIZE:start] + frame
+    data = struct.pack("<2sBBII", b"AV", 1, 0x05, len(body), meta_len) + body
+    with pytest.raises(DecodeError, match="content size"):
+        wire.decode(data)

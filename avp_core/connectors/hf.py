@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,7 @@ class HuggingFaceConnector:
         self.identity: ModelIdentity = extract_model_identity(model, tokenizer, model_id=model_id)
         self._stats = Stats()
         self._stats_lock = threading.Lock()
+        self._recorders: list[list[Usage]] = []
         self._eos_ids = _eos_ids(model, tokenizer)
         self._reusable = all(type(layer) is DynamicLayer for layer in self._new_cache().layers)
 
@@ -148,9 +150,30 @@ class HuggingFaceConnector:
         with self._stats_lock:
             self._stats = Stats()
 
+    @contextmanager
+    def record(self) -> Iterator[list[Usage]]:
+        """Collect the :class:`Usage` of every call made inside the block (from any thread).
+
+        >>> with connector.record() as calls:  # doctest: +SKIP
+        ...     graph.invoke(state)
+        >>> [u.ttft_s for u in calls]  # doctest: +SKIP
+        """
+        calls: list[Usage] = []
+        with self._stats_lock:
+            self._recorders.append(calls)
+        try:
+            yield calls
+        finally:
+            with self._stats_lock:
+                self._recorders.remove(calls)
+
+    def prompt_ids(self, messages: Messages) -> list[int]:
+        """Token ids of the rendered conversation, generation prompt included (shared layout)."""
+        return chat.render_ids(self.tokenizer, chat.normalize_messages(messages))
+
     def count_tokens(self, messages: Messages) -> int:
         """Tokens of the rendered conversation, generation prompt included."""
-        return len(chat.render_ids(self.tokenizer, chat.normalize_messages(messages)))
+        return len(self.prompt_ids(messages))
 
     def generate(self, messages: Messages, **options: Any) -> Generation:
         """Generate a reply; see :meth:`generate_stream` for the options."""
@@ -216,13 +239,17 @@ class HuggingFaceConnector:
                 if len(produced) >= max_new_tokens:
                     break
                 logits = self._forward([token], plan.cache)
-            self._forward([produced[-1]], plan.cache, logits=False)  # cover the last token too
-        final = self.tokenizer.decode(produced, skip_special_tokens=True)
-        cut = _stop_index(final, stops)
-        final = final if cut is None else final[:cut]
+            final = self.tokenizer.decode(produced, skip_special_tokens=True)
+            cut = _stop_index(final, stops)
+            if cut is None:
+                covered = len(produced)
+                self._forward([produced[-1]], plan.cache, logits=False)  # cover the last token
+            else:  # the context ends before the tokens that spell the stop string
+                final = final[:cut]
+                covered = self._tokens_before(produced, cut)
         if final[len(emitted) :]:
             yield final[len(emitted) :]
-        sequence = plan.sequence + produced
+        sequence = plan.sequence + produced[:covered]
         new_context = self._context(plan.cache, sequence, text=final, source_agent=source_agent)
         usage = Usage(
             prompt_tokens=len(plan.sequence),
@@ -359,6 +386,16 @@ class HuggingFaceConnector:
             return out.hidden_states[-1][0, -1]
         return out.logits[0, -1].float() if logits else out.logits
 
+    def _tokens_before(self, produced: list[int], cut: int) -> int:
+        """How many of ``produced`` decode to text that ends at or before ``cut``."""
+        count = len(produced) - 1
+        while count > 0:
+            text = self.tokenizer.decode(produced[:count], skip_special_tokens=True)
+            if len(text) <= cut:
+                break
+            count -= 1
+        return count
+
     def _context(
         self,
         cache: DynamicCache,
@@ -369,7 +406,8 @@ class HuggingFaceConnector:
         last_hidden: torch.Tensor | None = None,
     ) -> AVPContext:
         layers: list[Any] = list(cache.layers)
-        kv = tuple((layer.keys, layer.values) for layer in layers)
+        size = len(sequence)
+        kv = tuple((layer.keys[:, :, :size], layer.values[:, :, :size]) for layer in layers)
         return AVPContext(
             sequence=tuple(sequence),
             kv=kv,
@@ -386,6 +424,8 @@ class HuggingFaceConnector:
             self._stats.reused_tokens += usage.reused_tokens
             self._stats.prefilled_tokens += usage.prefilled_tokens
             self._stats.completion_tokens += usage.completion_tokens
+            for calls in self._recorders:
+                calls.append(usage)
 
     def __repr__(self) -> str:
         return f"HuggingFaceConnector({self.identity.short()}, device={self.device})"

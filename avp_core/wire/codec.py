@@ -7,7 +7,7 @@ declares and ``max_bytes`` allows; every problem is a :class:`~avp_core.errors.D
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DecodeError, EncodeError
@@ -260,7 +260,9 @@ def decode(
             )
     shapes: tuple[LayerShape, ...] = ()
     if metadata.payload_type == PayloadType.KV_CACHE:
-        shapes = tuple(tensors.parse_kv_section(payload, metadata.dtype, metadata.layers))
+        layer_shapes, dtype = tensors.parse_kv_section(payload, metadata.dtype, metadata.layers)
+        shapes = tuple(layer_shapes)
+        metadata = replace(metadata, dtype=dtype)
     else:
         _check_tensor_bytes(metadata, len(payload))
     return Message(header, metadata, payload, shapes)

@@ -8,7 +8,6 @@ from typing import Any
 from ..errors import DecodeError, EncodeError, MissingDependencyError
 
 LEVELS = (1, 3, 19)
-_READ_CHUNK = 1 << 20
 
 
 def _zstd() -> Any:
@@ -46,33 +45,19 @@ def decompress(data: memoryview, max_bytes: int) -> bytes:
         size = zstd.frame_content_size(data)
     except zstd.ZstdError as exc:
         raise DecodeError(f"compressed section is not a zstd frame: {exc}") from exc
-    dctx = zstd.ZstdDecompressor()
-    if size >= 0:
-        if size > max_bytes:
-            raise DecodeError(
-                f"zstd frame would expand to {size} bytes, over max_bytes={max_bytes}; "
-                "pass a larger max_bytes to decode() if the sender is trusted"
-            )
-        try:
-            return dctx.decompress(data, max_output_size=max(size, 1), allow_extra_data=False)
-        except zstd.ZstdError as exc:
-            raise DecodeError(f"corrupt zstd section: {exc}") from exc
-    return _decompress_unknown_size(dctx, data, max_bytes)
-
-
-def _decompress_unknown_size(dctx: Any, data: memoryview, max_bytes: int) -> bytes:
-    parts: list[bytes] = []
-    total = 0
+    if size < 0:
+        raise DecodeError(
+            "zstd frame does not record its content size; AVP requires it "
+            "(zstandard: ZstdCompressor(write_content_size=True))"
+        )
+    if size > max_bytes:
+        raise DecodeError(
+            f"zstd frame would expand to {size} bytes, over max_bytes={max_bytes}; "
+            "pass a larger max_bytes to decode() if the sender is trusted"
+        )
     try:
-        with dctx.stream_reader(bytes(data), read_across_frames=False) as reader:
-            while chunk := reader.read(_READ_CHUNK):
-                total += len(chunk)
-                if total > max_bytes:
-                    raise DecodeError(
-                        f"zstd frame expands past max_bytes={max_bytes}; "
-                        "pass a larger max_bytes to decode() if the sender is trusted"
-                    )
-                parts.append(chunk)
-    except _zstd().ZstdError as exc:
+        return zstd.ZstdDecompressor().decompress(
+            data, max_output_size=max(size, 1), allow_extra_data=False
+        )
+    except zstd.ZstdError as exc:
         raise DecodeError(f"corrupt zstd section: {exc}") from exc
-    return b"".join(parts)

@@ -159,15 +159,21 @@ def view(buffer: Any, dtype: DataType, offset: int, shape: Sequence[int]) -> tor
 
 def parse_kv_section(
     payload: memoryview, dtype: DataType, declared: Sequence[LayerShape]
-) -> list[LayerShape]:
-    """Check the KV section against its byte count and return each layer's shape."""
+) -> tuple[list[LayerShape], DataType]:
+    """Check the KV section against its byte count; return each layer's shape and the dtype.
+
+    The section's own dtype byte wins over a metadata dtype left at its proto3 default
+    (FLOAT32): AVP v1 writers do not always set the metadata field for KV caches.
+    """
     if len(payload) < KV_HEADER.size:
         raise DecodeError(f"KV section is {len(payload)} bytes, shorter than its 17-byte header")
     layers, heads, head_dim, seq_len, dtype_byte = KV_HEADER.unpack_from(payload)
     by_byte = {v: k for k, v in KV_DTYPE_BYTES.items()}
     if dtype_byte not in by_byte:
         raise DecodeError(f"unknown KV dtype byte {dtype_byte} (0 f32, 1 f16, 2 bf16)")
-    if by_byte[dtype_byte] != dtype:
+    if by_byte[dtype_byte] != dtype and dtype == DataType.FLOAT32:
+        dtype = by_byte[dtype_byte]
+    elif by_byte[dtype_byte] != dtype:
         raise DecodeError(
             f"KV section dtype {by_byte[dtype_byte].name} contradicts metadata dtype {dtype.name}"
         )
@@ -190,4 +196,4 @@ def parse_kv_section(
         raise DecodeError(
             f"KV section shapes need {expected} tensor bytes but {actual} are present"
         )
-    return shapes
+    return shapes, dtype
