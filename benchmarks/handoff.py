@@ -1,0 +1,8 @@
+"""Agent handoff benchmark, text vs latent; same as `avp-suite bench handoff`. See --help."""
+
+import sys
+
+from avp_core.bench.handoff import main
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
