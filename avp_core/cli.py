@@ -14,6 +14,7 @@ BENCHMARKS: dict[str, str] = {
     "codec": "avp_core.bench.codec",
     "handoff": "avp_core.bench.handoff",
     "identity": "avp_core.bench.identity",
+    "frameworks": "avp_core.bench.frameworks",
 }
 
 

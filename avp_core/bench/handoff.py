@@ -24,28 +24,13 @@ import time
 from typing import Any
 
 from .common import machine, table, write_json
+from .workload import make_document
 
 A_ROLE = "You are a researcher. Read the document carefully and answer the question."
 QUESTION = "What are the main points of this document, and what should a reader remember?"
 B_ROLE = "You are a reviewer. Check the researcher's answer against the document and improve it."
 B_TASK = "Review the researcher's answer above and write a better, shorter answer."
 KEYS = ("prompt_tokens", "reused_tokens", "prefilled_tokens", "ttft_s", "total_s", "pipeline_s")
-
-
-def make_document(tokenizer: Any, n_tokens: int) -> tuple[str, int]:
-    """Deterministic English text (the embedded corpus) cut at a sentence end near
-    ``n_tokens`` tokens; returns the text and its actual token count."""
-    from avp_core._corpus import corpus
-
-    text = corpus()
-    ids: list[int] = tokenizer(text, add_special_tokens=False)["input_ids"]
-    while len(ids) < n_tokens + 64:  # extend by repetition for very long documents
-        text += "\n" + corpus()
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    doc = tokenizer.decode(ids[:n_tokens])
-    cut = max(doc.rfind(". "), doc.rfind(".\n"))
-    doc = doc[: cut + 1] if cut > len(doc) // 2 else doc[: doc.rfind(" ")]
-    return doc, len(tokenizer(doc, add_special_tokens=False)["input_ids"])
 
 
 def a_messages(doc: str) -> list[dict[str, str]]:

@@ -16,11 +16,7 @@ import enum
 from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool
-
-try:  # protobuf >= 4.21
-    from google.protobuf.message_factory import GetMessageClass as _message_class
-except ImportError:  # pragma: no cover - older runtimes are not supported by pyproject
-    _message_class = None
+from google.protobuf.message_factory import GetMessageClass
 
 _F = descriptor_pb2.FieldDescriptorProto
 
@@ -138,17 +134,12 @@ def _file_descriptor() -> descriptor_pb2.FileDescriptorProto:
     return proto
 
 
-def _build() -> tuple[type, type]:
+def _build() -> tuple[Any, Any]:
     pool = descriptor_pool.DescriptorPool()
     pool.Add(_file_descriptor())
-    meta_desc = pool.FindMessageTypeByName(f"{_PACKAGE}.Metadata")
-    layer_desc = pool.FindMessageTypeByName(f"{_PACKAGE}.LayerShape")
-    if _message_class is not None:
-        return _message_class(meta_desc), _message_class(layer_desc)
-    from google.protobuf import message_factory  # pragma: no cover
-
-    factory = message_factory.MessageFactory(pool)  # pragma: no cover
-    return factory.GetPrototype(meta_desc), factory.GetPrototype(layer_desc)  # pragma: no cover
+    metadata = pool.FindMessageTypeByName(f"{_PACKAGE}.Metadata")
+    layer = pool.FindMessageTypeByName(f"{_PACKAGE}.LayerShape")
+    return GetMessageClass(metadata), GetMessageClass(layer)
 
 
 MetadataProto, LayerShapeProto = _build()
