@@ -166,8 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="run the text vs latent demo on a built-in model")
     demo.add_argument("--model", default="bench-qwen2", help="built-in model name or a path")
+    demo.add_argument(
+        "--frameworks",
+        default="langgraph,crewai,autogen",
+        help="comma-separated; frameworks not installed are skipped",
+    )
     demo.add_argument("--agents", type=int, default=4)
-    demo.add_argument("--out", default="avp-demo", help="directory for results.json")
+    demo.add_argument("--out", default="avp-demo", help="directory for results.json and the chart")
     demo.set_defaults(func=_cmd_demo)
     bench = sub.add_parser("bench", help="run a benchmark (text vs latent side by side)")
     bench.add_argument("name", choices=[*BENCHMARKS, "all"])

@@ -1,33 +1,136 @@
-"""``avp-suite demo``: what a new user runs first.
+"""``avp-suite demo``: the same N-agent pipeline in every installed framework, text and latent.
 
-Until the framework demo lands, it checks the codec and the handshake, then runs a two-agent
-handoff on a built-in model, text path and latent path side by side (the handoff benchmark
-with a short run), and writes ``results.json`` to ``--out``.
+On the built-in ``bench-qwen2`` by default: a shared ~1,000-token document, a role per agent,
+64-token greedy answers. Prints one table, writes ``results.json`` and a PNG chart to
+``--out``. Frameworks that are not installed are skipped with the command that adds them;
+with none installed, the demo runs the two-agent connector handoff instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+from .bench.common import machine
+from .bench.frameworks import FRAMEWORKS, load, print_rows, run_framework
+from .bench.workload import ChainWorkload
+
+RUNS = 3
+"""Interleaved runs per mode after one warm-up each; figures are medians."""
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from .cli import self_check
+    from .connectors.hf import HuggingFaceConnector
 
-    print("avp-suite demo: self-check (no model needed)")
-    for line in self_check():
-        print(f"  ok  {line}")
-    try:
+    names = [f.strip() for f in args.frameworks.split(",") if f.strip()]
+    unknown = sorted(set(names) - set(FRAMEWORKS))
+    if unknown:
+        print(f"unknown frameworks {unknown}; choose from {', '.join(FRAMEWORKS)}", file=sys.stderr)
+        return 2
+    modules = {name: module for name in names if (module := load(name)) is not None}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"loading {args.model} ...", flush=True)
+    connector = HuggingFaceConnector.from_pretrained(args.model)
+    if not modules:
+        print("no framework installed: running the two-agent connector handoff instead")
         from .bench import handoff
-    except ImportError as exc:
-        print(
-            f"\nThe model part needs torch and transformers ({exc.name} is missing):\n"
-            "  python -m pip install -c constraints.txt '.[hf]'",
-            file=sys.stderr,
+
+        handoff.main(
+            ["--model", args.model, "--runs", str(RUNS), "--out", str(out / "results.json")]
         )
         return 0
-    out = Path(args.out)
-    print(f"\nTwo agents on {args.model}: text path vs latent handoff (one shared run each)")
-    handoff.main(["--model", args.model, "--runs", "3", "--out", str(out / "results.json")])
+    workload = ChainWorkload.for_tokenizer(connector.tokenizer, agents=args.agents)
+    steps = len(modules) * 2 * RUNS
+    rows: list[dict[str, Any]] = []
+    with _progress(steps) as advance:
+        for name, module in modules.items():
+            rows += run_framework(name, module, connector, workload, RUNS, progress=advance)
+    print()
+    print(
+        f"{args.agents} agents on {args.model}: shared {len(workload.document)}-char document, "
+        f"{workload.answer_tokens}-token greedy answers; medians of {RUNS} interleaved runs"
+    )
+    print_rows(rows)
+    results = {
+        "rows": rows,
+        "model": args.model,
+        "agents": args.agents,
+        "identity": connector.identity.to_dict(),
+        "machine": machine(),
+    }
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    chart = chart_results(rows, out / "results.png")
+    print(f"wrote {out / 'results.json'}" + (f" and {chart}" if chart else ""))
     return 0
+
+
+class _progress:
+    """A tqdm bar when tqdm is installed, else a plain counter line."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+        self.bar: Any = None
+
+    def __enter__(self) -> Callable[[], None]:
+        try:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.total, desc="runs", unit="run")
+        except ImportError:
+            self.bar = None
+        return self.advance
+
+    def advance(self) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update(1)
+        else:
+            print(f"  run {self.done}/{self.total}", flush=True)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def chart_results(rows: list[dict[str, Any]], path: Path) -> Path | None:
+    """Bar chart of prefilled tokens and wall time, text vs latent per framework."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("(install matplotlib for the chart: python -m pip install matplotlib)")
+        return None
+    frameworks = list(dict.fromkeys(r["framework"] for r in rows))
+    by = {(r["framework"], r["mode"]): r for r in rows}
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    width = 0.38
+    for ax, key, label in (
+        (axes[0], "prefilled_tokens", "prefilled tokens"),
+        (axes[1], "wall_s", "wall time (s)"),
+    ):
+        for offset, mode, color in (
+            (-width / 2, "text", "#9aa5b1"),
+            (width / 2, "latent", "#2b7bb9"),
+        ):
+            values = [by[(f, mode)][key] for f in frameworks]
+            bars = ax.bar(
+                [i + offset for i in range(len(frameworks))], values, width, label=mode, color=color
+            )
+            ax.bar_label(bars, fmt="%.0f" if key == "prefilled_tokens" else "%.1f", fontsize=8)
+        ax.set_xticks(range(len(frameworks)), frameworks)
+        ax.set_title(label)
+        ax.legend()
+    agents = rows[0]["agents"]
+    fig.suptitle(f"{agents}-agent chain: text vs latent (avp-suite demo)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
