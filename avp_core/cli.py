@@ -15,6 +15,8 @@ BENCHMARKS: dict[str, str] = {
     "handoff": "avp_core.bench.handoff",
     "identity": "avp_core.bench.identity",
     "frameworks": "avp_core.bench.frameworks",
+    "chain": "avp_core.bench.chain",
+    "kvcomm": "avp_core.bench.kvcomm",
 }
 
 

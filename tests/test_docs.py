@@ -14,7 +14,11 @@ import pytest
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 PAGES = sorted(p for p in DOCS.glob("*.md") if "```python" in p.read_text())
-FRAMEWORK_PAGES = {"langgraph.md": "langgraph", "crewai.md": "crewai", "autogen.md": "autogen_agentchat"}
+FRAMEWORK_PAGES = {
+    "langgraph.md": "langgraph",
+    "crewai.md": "crewai",
+    "autogen.md": "autogen_agentchat",
+}
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])

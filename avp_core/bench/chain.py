@@ -1,0 +1,199 @@
+"""Chain-length sweep on the connector alone (no framework): prefill and wall time vs agents.
+
+The text chain gives each agent a fresh prompt (its role, the document, the answers so far);
+the latent chain continues the previous agent's context (handoff layout), so each agent
+prefills only its own turn. Text grows about quadratically with the number of agents, latent
+about linearly. ``--think-steps`` adds a third, *approximate* chain in which agents 1..N-1
+think in latent steps instead of writing text (LatentMAS-style), reported separately.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+from .common import machine, table, write_json
+from .workload import ChainRun, ChainWorkload, measure
+
+
+class _ConnectorChain:
+    """``run_chain`` for the bare connector, with an optional latent-thinking variant."""
+
+    def __init__(self, think_steps: int = 0) -> None:
+        self.think_steps = think_steps
+
+    def run_chain(self, connector: Any, workload: ChainWorkload, *, latent: bool) -> list[str]:
+        options = {"max_new_tokens": workload.answer_tokens, "ignore_eos": True}
+        outputs: list[str] = []
+        context = None
+        for index in range(workload.agents):
+            name, instruction = workload.role(index)
+            last = index == workload.agents - 1
+            if not latent:
+                earlier = "\n\n".join(f"{workload.role(i)[0]}: {t}" for i, t in enumerate(outputs))
+                content = workload.task + (f"\n\nAnswers so far:\n{earlier}" if earlier else "")
+                messages = [
+                    {"role": "system", "content": instruction},
+                    {"role": "user", "content": content},
+                ]
+                outputs.append(connector.generate(messages, source_agent=name, **options).text)
+                continue
+            turn = [{"role": "system", "content": instruction}]
+            if context is None:
+                turn.append({"role": "user", "content": workload.task})
+            layout = "shared" if context is None else "handoff"
+            if self.think_steps and not last:
+                context = connector.think(
+                    turn, steps=self.think_steps, context=context, layout=layout, source_agent=name
+                )
+                outputs.append("")
+                continue
+            result = connector.generate(
+                turn, context=context, layout=layout, source_agent=name, **options
+            )
+            context = result.context
+            outputs.append(result.text)
+        return outputs
+
+
+def run_chain(connector: Any, workload: ChainWorkload, *, latent: bool) -> list[str]:
+    """The exact connector chain (text or latent handoff); returns each agent's answer."""
+    return _ConnectorChain().run_chain(connector, workload, latent=latent)
+
+
+def sweep(
+    connector: Any,
+    agents: list[int],
+    runs: int,
+    doc_tokens: int,
+    answer_tokens: int,
+    think_steps: int,
+) -> list[dict[str, Any]]:
+    rows = []
+    variants = [("text", _ConnectorChain(), False), ("latent", _ConnectorChain(), True)]
+    if think_steps:
+        variants.append((f"thinking-{think_steps} (approx.)", _ConnectorChain(think_steps), True))
+    for n in agents:
+        workload = ChainWorkload.for_tokenizer(
+            connector.tokenizer, agents=n, doc_tokens=doc_tokens, answer_tokens=answer_tokens
+        )
+        samples: dict[str, list[ChainRun]] = {name: [] for name, _, _ in variants}
+        for run in range(runs + 1):  # run 0 is the warm-up
+            order = variants if run % 2 == 0 else variants[::-1]
+            for name, chain, latent in order:
+                result = measure("connector", chain, connector, workload, latent=latent)
+                print(
+                    f"  {n} agents, {'warm-up' if run == 0 else f'run {run}/{runs}'}, "
+                    f"{name}: {result.wall_s:.2f} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                if run:
+                    samples[name].append(result)
+        for name, _, _ in variants:
+            row = samples[name][0].row()
+            row["mode"] = name
+            for key in ("prefilled_tokens", "reused_tokens", "prompt_tokens", "wall_s"):
+                row[key] = statistics.median(r.row()[key] for r in samples[name])
+            row["last_ttft_s"] = statistics.median(r.ttft_s[-1] for r in samples[name])
+            rows.append(row)
+    return rows
+
+
+def chart(rows: list[dict[str, Any]], path: Path) -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for mode in dict.fromkeys(r["mode"] for r in rows):
+        points = [r for r in rows if r["mode"] == mode]
+        xs = [r["agents"] for r in points]
+        axes[0].plot(xs, [r["prefilled_tokens"] for r in points], marker="o", label=mode)
+        axes[1].plot(xs, [r["wall_s"] for r in points], marker="o", label=mode)
+    for ax, title in zip(axes, ("prefilled tokens", "wall time (s)")):
+        ax.set_xlabel("agents in the chain")
+        ax.set_title(title)
+        ax.legend()
+    fig.suptitle("Chain length sweep: text vs latent (connector, exact handoff)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="avp-suite bench chain", description=__doc__)
+    parser.add_argument("--model", default="bench-qwen2")
+    parser.add_argument("--agents", default="2,4,8,16")
+    parser.add_argument("--doc-tokens", type=int, default=1000)
+    parser.add_argument("--answer-tokens", type=int, default=64)
+    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument(
+        "--think-steps",
+        type=int,
+        default=20,
+        help="latent steps per thinking agent (0: no thinking chain)",
+    )
+    parser.add_argument("--out", help="write results JSON (and a PNG chart beside it)")
+    args = parser.parse_args(argv)
+
+    from ..connectors.hf import HuggingFaceConnector
+
+    connector = HuggingFaceConnector.from_pretrained(args.model)
+    agents = [int(n) for n in args.agents.split(",")]
+    rows = sweep(
+        connector, agents, args.runs, args.doc_tokens, args.answer_tokens, args.think_steps
+    )
+    text = {r["agents"]: r for r in rows if r["mode"] == "text"}
+    print(f"model {args.model}; medians of {args.runs} interleaved runs after a warm-up")
+    print(
+        table(
+            [
+                "agents",
+                "mode",
+                "prefilled",
+                "reused %",
+                "last TTFT ms",
+                "wall s",
+                "x fewer prefill",
+                "x faster",
+            ],
+            [
+                [
+                    r["agents"],
+                    r["mode"],
+                    r["prefilled_tokens"],
+                    f"{r['reused_pct']:.0f}",
+                    r["last_ttft_s"] * 1e3,
+                    r["wall_s"],
+                    text[r["agents"]]["prefilled_tokens"] / max(r["prefilled_tokens"], 1),
+                    text[r["agents"]]["wall_s"] / r["wall_s"],
+                ]
+                for r in rows
+            ],
+        )
+    )
+    payload = {
+        "benchmark": "chain",
+        "model": args.model,
+        "args": vars(args),
+        "rows": rows,
+        "machine": machine(),
+    }
+    write_json(args.out, payload)
+    if args.out:
+        png = chart(rows, Path(args.out).with_suffix(".png"))
+        if png:
+            print(f"wrote {png}")
+    return payload
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(sys.argv[1:])
