@@ -20,6 +20,10 @@ BENCHMARKS: dict[str, str] = {
 }
 
 
+REFERENCE_BENCHMARKS = ("codec", "handoff")
+"""Benchmarks that also run the reference avp 0.6.2 when given its venv's python."""
+
+
 def inspect_message(path: str, *, max_bytes: int | None = None) -> str:
     """A human-readable description of an AVP message file: header, metadata, tensors."""
     from . import wire
@@ -146,11 +150,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     names = list(BENCHMARKS) if args.name == "all" else [args.name]
     for name in names:
-        print(f"== bench {name} ==")
+        print(f"== bench {name} ==", flush=True)
         module = import_module(BENCHMARKS[name])
         extra = list(args.args)
         if args.out and "--out" not in extra:
             extra += ["--out", str(Path(args.out) / f"{name}.json")]
+        if args.reference_python and name in REFERENCE_BENCHMARKS:
+            extra += ["--reference-python", args.reference_python]
         module.main(extra)
     return 0
 
@@ -178,7 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_cmd_demo)
     bench = sub.add_parser("bench", help="run a benchmark (text vs latent side by side)")
     bench.add_argument("name", choices=[*BENCHMARKS, "all"])
-    bench.add_argument("--out", help="directory for JSON results")
+    bench.add_argument("--out", help="directory for JSON results and charts")
+    bench.add_argument("--reference-python", help="python of a venv with the reference avp 0.6.2")
     bench.add_argument("args", nargs=argparse.REMAINDER, help="options passed to the benchmark")
     bench.set_defaults(func=_cmd_bench)
     inspect = sub.add_parser("inspect", help="describe an AVP message file")
