@@ -1,19 +1,22 @@
-"""Framework tests run in their own tox envs; elsewhere a missing framework skips its file.
-
-tox sets AVP_SUITE_REQUIRE_FRAMEWORKS=1 so that a broken install fails instead of skipping.
-"""
+"""Framework tests run in their own tox envs (AVP_SUITE_FRAMEWORK=<name>): there only that
+framework's files are collected, and a missing framework fails instead of skipping.
+Elsewhere a file whose framework is not installed is skipped."""
 
 import importlib.util
 import os
+from pathlib import Path
 
-_FRAMEWORKS = {
-    "test_langgraph.py": "langgraph",
-    "test_crewai.py": "crewai",
-    "test_autogen.py": "autogen_agentchat",
-}
+_MODULES = {"langgraph": "langgraph", "crewai": "crewai", "autogen": "autogen_agentchat"}
+_ONLY = os.environ.get("AVP_SUITE_FRAMEWORK")
 
-collect_ignore = []
-if os.environ.get("AVP_SUITE_REQUIRE_FRAMEWORKS") != "1":
-    collect_ignore = [
-        name for name, module in _FRAMEWORKS.items() if importlib.util.find_spec(module) is None
-    ]
+
+def _framework(name: str) -> str | None:
+    return next((fw for fw in _MODULES if name.startswith(f"test_{fw}")), None)
+
+
+collect_ignore = [
+    path.name
+    for path in Path(__file__).parent.glob("test_*.py")
+    if (fw := _framework(path.name))
+    and (fw != _ONLY if _ONLY else importlib.util.find_spec(_MODULES[fw]) is None)
+]
