@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from avp_core.bench.handoff import main
 
 
@@ -23,3 +25,14 @@ def test_handoff_benchmark_reports_both_paths(tmp_path: Path) -> None:
     saved = json.loads(out.read_text())
     assert saved["benchmark"] == "handoff"
     assert set(saved["results"]) == {"text", "latent"}
+
+
+def test_handoff_benchmark_rejects_a_missing_reference_python(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = str(tmp_path / "no-venv" / "bin" / "python")
+    with pytest.raises(SystemExit) as exc:
+        main(["--model", "tiny-qwen2", "--reference-python", missing])
+    assert exc.value.code == 2
+    error = capsys.readouterr().err
+    assert "--reference-python" in error and missing in error and "no such executable" in error

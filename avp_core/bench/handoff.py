@@ -13,14 +13,25 @@ and answers. Both answer with a fixed number of greedy tokens (EOS ignored).
 Runs interleave the two paths (alternating which goes first) in one process on one model,
 after one warm-up run; figures are medians. The cost of a latent ``think`` step
 (approximate, LatentMAS-style) is reported per step.
+
+With ``--reference-python`` (the python of a venv with the reference avp 0.6.2), both packages
+also run a think/generate pipeline on the same model directory and prompts: A thinks (latent
+steps, the reference's default count, no text answer), B generates after A's context. The
+reference runs in its own process (``_reference_pipeline.py``), before ours.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from .common import machine, table, write_json
@@ -31,6 +42,8 @@ QUESTION = "What are the main points of this document, and what should a reader 
 B_ROLE = "You are a reviewer. Check the researcher's answer against the document and improve it."
 B_TASK = "Review the researcher's answer above and write a better, shorter answer."
 KEYS = ("prompt_tokens", "reused_tokens", "prefilled_tokens", "ttft_s", "total_s", "pipeline_s")
+THINK_KEYS = ("a_positions", "b_prefilled_tokens", "think_s", "ttft_s", "total_s", "pipeline_s")
+REFERENCE_SCRIPT = Path(__file__).with_name("_reference_pipeline.py")
 
 
 def a_messages(doc: str) -> list[dict[str, str]]:
@@ -94,6 +107,137 @@ def think_cost(conn: Any, context: Any, steps: int, runs: int) -> dict[str, floa
     }
 
 
+def run_think_pipeline(conn: Any, doc: str, steps: int, answer_tokens: int) -> dict[str, Any]:
+    """A thinks ``steps`` latent steps on its prompt; B generates after A's context (handoff)."""
+    start = time.perf_counter()
+    context = conn.think(a_messages(doc), steps=steps, source_agent="A")
+    think_s = time.perf_counter() - start
+    b = conn.generate(
+        b_latent_messages(),
+        context=context,
+        layout="handoff",
+        max_new_tokens=answer_tokens,
+        ignore_eos=True,
+    )
+    return {
+        "think_s": think_s,
+        "ttft_s": b.usage.ttft_s,
+        "total_s": b.usage.total_s,
+        "pipeline_s": time.perf_counter() - start,
+        "a_positions": context.seq_len,
+        "b_prefilled_tokens": b.usage.prefilled_tokens,
+        "b_tokens": list(b.token_ids),
+    }
+
+
+def measure_reference(python: str, job: dict[str, Any]) -> dict[str, Any]:
+    """Run the reference pipeline in its own venv; its realignment cache goes to a temp dir."""
+    command = [python, str(REFERENCE_SCRIPT)]
+    with tempfile.TemporaryDirectory(prefix="avp-ref-") as cache:
+        result = subprocess.run(
+            command,
+            input=json.dumps(job),
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "AVP_CACHE_DIR": cache},
+        )
+    if result.returncode != 0:
+        raise SystemExit(f"reference run failed ({' '.join(command)}):\n{result.stderr[-2000:]}")
+    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def compare_reference(conn: Any, args: argparse.Namespace, doc: str) -> dict[str, Any]:
+    """The think/generate pipeline, reference avp 0.6.2 vs ours, same model, prompts, tokens."""
+    from avp_core import models
+
+    model_dir = models.build(args.model) if args.model in models.NAMES else args.model
+    job = {
+        "model": str(model_dir),
+        "dtype": str(conn.dtype).removeprefix("torch."),
+        "a_messages": a_messages(doc),
+        "b_messages": b_latent_messages(),
+        "max_new_tokens": args.answer_tokens,
+        "runs": args.runs,
+        "threads": torch_threads(),
+    }
+    ref = measure_reference(args.reference_python, job)
+    steps = int(ref["steps"])
+    run_think_pipeline(conn, doc, steps, args.answer_tokens)  # warm-up
+    ours = [run_think_pipeline(conn, doc, steps, args.answer_tokens) for _ in range(args.runs)]
+    samples = {"avp-suite": ours, "reference": ref["samples"]}
+    results = {
+        name: {key: float(statistics.median(s[key] for s in runs)) for key in THINK_KEYS}
+        for name, runs in samples.items()
+    }
+    mine, theirs = results["avp-suite"], results["reference"]
+    rows: list[list[Any]] = [
+        [
+            "A positions (prompt + latent)",
+            int(mine["a_positions"]),
+            int(theirs["a_positions"]),
+            "-",
+        ],
+        [
+            "B prefilled tokens",
+            int(mine["b_prefilled_tokens"]),
+            int(theirs["b_prefilled_tokens"]),
+            "-",
+        ],
+    ]
+    for label, key in (
+        ("A think ms", "think_s"),
+        ("B time to first token ms", "ttft_s"),
+        ("B wall time ms", "total_s"),
+        ("A+B pipeline wall ms", "pipeline_s"),
+    ):
+        rows.append([label, mine[key] * 1e3, theirs[key] * 1e3, theirs[key] / mine[key]])
+    produced = {name: sorted({len(s["b_tokens"]) for s in runs}) for name, runs in samples.items()}
+    rows.append(["B tokens generated", produced["avp-suite"], produced["reference"], "-"])
+    stable = {
+        name: len({tuple(s["b_tokens"]) for s in runs}) == 1 for name, runs in samples.items()
+    }
+    print(
+        f"think/generate pipeline (approximate: latent thinking), median of {args.runs} runs "
+        f"after 1 warm-up; A thinks {steps} latent steps (the reference's default), B answers "
+        f"{args.answer_tokens} tokens (greedy, EOS ignored)"
+    )
+    print(table(["median", "avp-suite", "reference avp 0.6.2", "x (reference/avp-suite)"], rows))
+    print(
+        f"reference: avp {ref['avp']} (transformers {ref['transformers']}, torch {ref['torch']}, "
+        f"{ref['threads']} threads) HuggingFaceConnector.think(A's messages, steps={steps}) "
+        f"then .generate(B's messages, context=A's context, do_sample=False, eos_token_id=None); "
+        f"B's first token timed with an HF streamer; avp.think's default steps: "
+        f"{ref['easy_api_steps']}"
+    )
+    print(
+        f"avp-suite: think(A's messages, steps={steps}) then generate(B's messages, context, "
+        f"layout='handoff', ignore_eos=True); B's prompt closes A's open turn first, the "
+        f"reference appends B's freshly rendered turns after the latent positions"
+    )
+    print(
+        f"B's answer identical across runs: avp-suite {stable['avp-suite']}, reference "
+        f"{stable['reference']}; avp-suite vs reference identical: "
+        f"{ours[0]['b_tokens'] == ref['samples'][0]['b_tokens']} (not expected: different "
+        f"realignment of latent steps); the reference ran in its own process before ours"
+    )
+    return {
+        "steps": steps,
+        "results": results,
+        "reference": {k: v for k, v in ref.items() if k != "samples"},
+        "checks": {"b_deterministic": stable},
+        "samples": {
+            name: [{k: s[k] for k in THINK_KEYS} for s in runs] for name, runs in samples.items()
+        },
+    }
+
+
+def torch_threads() -> int:
+    import torch
+
+    return int(torch.get_num_threads())
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(
         prog="avp-suite bench handoff",
@@ -105,10 +249,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--answer-tokens", type=int, default=64)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--think-steps", type=int, default=10)
+    parser.add_argument(
+        "--reference-python",
+        metavar="PATH",
+        help="python of a venv with the reference avp 0.6.2: also run its think/generate pipeline",
+    )
     parser.add_argument("--out", help="write results JSON here")
     args = parser.parse_args(argv)
     if args.runs < 1 or args.answer_tokens < 1 or args.think_steps < 1 or args.doc_tokens < 1:
         parser.error("--runs, --answer-tokens, --think-steps and --doc-tokens must be >= 1")
+    if args.reference_python:
+        found = shutil.which(args.reference_python)
+        if found is None:
+            parser.error(
+                f"--reference-python {args.reference_python!r}: no such executable; pass the "
+                "python of a venv with the reference avp 0.6.2 (e.g. /path/to/venv/bin/python)"
+            )
+        args.reference_python = found
 
     from avp_core import HuggingFaceConnector
 
@@ -242,6 +399,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         },
         "machine": machine(),
     }
+    if args.reference_python:
+        payload["think_generate"] = compare_reference(conn, args, doc)
     print(f"machine: {payload['machine']}")
     write_json(args.out, payload)
     return payload
