@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         file=sys.stderr,
         flush=True,
     )
-    context, outputs = None, []
+    context: Any = None
+    outputs: list[str] = []
     for index, role in enumerate(roles[:-1]):
         turn = [{"role": "system", "content": role}]
         if context is None:
