@@ -1,7 +1,12 @@
-"""avp-suite adapter for CrewAI (AVPLLM, LatentCrew).
+"""avp-suite adapter for CrewAI: AVPLLM and LatentCrew.
 
-The adapter itself lands with its own issue; this package marks the place and is import-tested
-against the supported CrewAI versions.
+``AVPLLM`` runs a local Hugging Face model as a crewai LLM; ``LatentCrew`` is a ``Crew`` whose
+tasks continue the KV-cache of the task they take context from instead of re-reading its
+output as text, when both agents run the same model. See docs/crewai.md.
 """
 
-__all__: list[str] = []
+from .crew import HIERARCHICAL_LIMIT, LatentCrew
+from .llm import AVPLLM
+from .run import LatentHandle, context_of, handle_of
+
+__all__ = ["AVPLLM", "HIERARCHICAL_LIMIT", "LatentCrew", "LatentHandle", "context_of", "handle_of"]

@@ -1,0 +1,334 @@
+"""AVPLLM: a crewai ``BaseLLM`` that runs a Hugging Face model through avp_core's connector.
+
+One call renders crewai's messages with the model's chat template and generates with
+:class:`~avp_core.connectors.hf.HuggingFaceConnector`. Inside a :class:`~avp_crewai.LatentCrew`
+kickoff, a call made for a task that the crew planned as a continuation reuses the planned
+:class:`~avp_core.AVPContext` in the handoff layout (see :mod:`avp_crewai.run`); every call made
+for a task records the context it produced so the task's output can carry it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import crewai.llms.base_llm as _base_llm
+from crewai.events.types.llm_events import LLMCallType
+from crewai.llms.base_llm import BaseLLM
+from crewai.utilities.exceptions.context_window_exceeding_exception import (
+    LLMContextLengthExceededError,
+)
+
+from avp_core import AVPContext, HuggingFaceConnector, InvalidRequestError
+from avp_core.connectors.hf import Generation
+
+from . import run as _run
+
+if TYPE_CHECKING:
+    from crewai.utilities.types import LLMMessage
+
+    Messages = str | list[LLMMessage]
+
+CONTEXT_WINDOW_USAGE_RATIO = 0.85
+"""Share of the model's window reported to crewai, as crewai's own ``LLM`` reports it."""
+
+# newer crewai scopes each call (its events carry the call's id); crewai 1.0 has no scope
+_llm_call_context: Callable[[], AbstractContextManager[Any]] = getattr(
+    _base_llm, "llm_call_context", nullcontext
+)
+
+
+def _accepted(method: Callable[..., Any], **options: Any) -> dict[str, Any]:
+    """The keyword arguments ``method`` accepts (event helpers grew parameters over versions)."""
+    names = inspect.signature(method).parameters
+    return {k: v for k, v in options.items() if k in names and v is not None}
+
+
+class _Shared:
+    """Holds the connector: copies of an AVPLLM (even deep ones) share its model."""
+
+    __slots__ = ("connector",)
+
+    def __init__(self, connector: HuggingFaceConnector) -> None:
+        self.connector = connector
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _Shared:
+        return self
+
+
+class AVPLLM(BaseLLM):
+    """A crewai LLM backed by a local Hugging Face model, with latent handoff in a LatentCrew.
+
+    ``latent=False`` makes it a plain text LLM (the baseline): it never continues a context.
+    """
+
+    def __init__(
+        self,
+        connector: HuggingFaceConnector,
+        *,
+        latent: bool = True,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+        stop: list[str] | None = None,
+        ignore_eos: bool = False,
+        model: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if not isinstance(connector, HuggingFaceConnector):
+            raise InvalidRequestError(
+                "connector must be an avp_core HuggingFaceConnector, got "
+                f"{type(connector).__name__}; use AVPLLM.from_pretrained(name_or_path) to load one"
+            )
+        if max_new_tokens < 1:
+            raise InvalidRequestError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        super().__init__(
+            model=model or f"avp/{connector.identity.model_id or connector.identity.short()}",
+            temperature=temperature,
+            stop=list(stop or []),
+            provider="avp",
+            **kwargs,
+        )
+        self.top_p = top_p
+        self.seed = seed
+        self._shared = _Shared(connector)
+        self._latent = bool(latent)
+        self._max_new_tokens = int(max_new_tokens)
+        self._ignore_eos = bool(ignore_eos)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | Path,
+        *,
+        device: str = "cpu",
+        dtype: Any = None,
+        **options: Any,
+    ) -> AVPLLM:
+        """Load a model (directory, Hub id available offline, or built-in name) and wrap it.
+
+        A name or path that cannot be loaded raises :class:`avp_core.ModelNotFoundError` here,
+        before any crew is built. ``options`` go to :class:`AVPLLM`.
+        """
+        connector = HuggingFaceConnector.from_pretrained(name_or_path, device=device, dtype=dtype)
+        return cls(connector, **options)
+
+    # -- configuration ---------------------------------------------------------------------
+
+    @property
+    def connector(self) -> HuggingFaceConnector:
+        return self._shared.connector
+
+    @property
+    def latent(self) -> bool:
+        """Whether this LLM continues contexts a LatentCrew hands it (False: text baseline)."""
+        return self._latent
+
+    @property
+    def max_new_tokens(self) -> int:
+        return self._max_new_tokens
+
+    def supports_stop_words(self) -> bool:
+        return True
+
+    def supports_function_calling(self) -> bool:
+        """False: crewai drives tools through its text (ReAct) format with this LLM."""
+        return False
+
+    def get_context_window_size(self) -> int:
+        """85% of the model's ``max_position_embeddings``, the share crewai's ``LLM`` reports."""
+        return int(self.connector.context_window * CONTEXT_WINDOW_USAGE_RATIO)
+
+    def get_input_tokens_count(self, messages: Messages, *args: Any, **kwargs: Any) -> int:
+        """Exact token count of the rendered messages (crewai's context-window preflight)."""
+        return self.connector.count_tokens(self._messages(messages))
+
+    def can_continue(self, context: AVPContext) -> bool:
+        """Whether this LLM would continue ``context``: latent mode, a LATENT handshake, and
+        room for a new turn and the answer (within :meth:`get_context_window_size`)."""
+        if not self._latent or not self.connector.check_context(context).latent:
+            return False
+        window = self.connector.context_window
+        return (
+            not window or context.seq_len + self._max_new_tokens <= self.get_context_window_size()
+        )
+
+    # -- calls -----------------------------------------------------------------------------
+
+    def call(
+        self,
+        messages: Messages,
+        tools: list[dict[str, Any]] | None = None,
+        callbacks: list[Any] | None = None,
+        available_functions: dict[str, Any] | None = None,
+        from_task: Any | None = None,
+        from_agent: Any | None = None,
+        response_model: Any | None = None,
+        **kwargs: Any,
+    ) -> str:
+        """Generate a reply to crewai's messages (text; tools go through crewai's text format)."""
+        with _llm_call_context():
+            return self._call(
+                messages, tools, callbacks, available_functions, from_task, from_agent
+            )
+
+    async def acall(
+        self,
+        messages: Messages,
+        tools: list[dict[str, Any]] | None = None,
+        callbacks: list[Any] | None = None,
+        available_functions: dict[str, Any] | None = None,
+        from_task: Any | None = None,
+        from_agent: Any | None = None,
+        response_model: Any | None = None,
+        **kwargs: Any,
+    ) -> str:
+        """:meth:`call` in a worker thread, so the event loop keeps running while it generates."""
+
+        def work() -> str:
+            with _llm_call_context():
+                return self._call(
+                    messages, tools, callbacks, available_functions, from_task, from_agent
+                )
+
+        return await asyncio.to_thread(work)  # to_thread copies contextvars (the kickoff run)
+
+    def _call(
+        self,
+        messages: Messages,
+        tools: list[dict[str, Any]] | None,
+        callbacks: list[Any] | None,
+        available_functions: dict[str, Any] | None,
+        from_task: Any | None,
+        from_agent: Any | None,
+    ) -> str:
+        self._emit_call_started_event(
+            **_accepted(
+                self._emit_call_started_event,
+                messages=messages,
+                tools=tools,
+                callbacks=callbacks,
+                available_functions=available_functions,
+                from_task=from_task,
+                from_agent=from_agent,
+                max_tokens=self._max_new_tokens,
+            )
+        )
+        try:
+            chat = self._messages(messages)
+            if hasattr(self, "_invoke_before_llm_call_hooks"):  # crewai 1.15
+                self._invoke_before_llm_call_hooks(cast("list[LLMMessage]", chat), from_agent)
+            run = _run.current_run()
+            task_key = _run.task_key(from_task)
+            handoff = run.continuation(task_key, self) if run and self._latent else None
+            self._check_window(chat, handoff)
+            generation = self._generate(chat, handoff, from_task, from_agent)
+            text = generation.text
+            if hasattr(self, "_invoke_after_llm_call_hooks"):
+                text = self._invoke_after_llm_call_hooks(
+                    cast("list[LLMMessage]", chat), text, from_agent
+                )
+        except Exception as exc:
+            self._emit_call_failed_event(
+                **_accepted(
+                    self._emit_call_failed_event,
+                    error=f"{type(exc).__name__}: {exc}",
+                    from_task=from_task,
+                    from_agent=from_agent,
+                )
+            )
+            raise
+        if run is not None and task_key is not None:
+            run.record(task_key, generation.context, continued=handoff)
+        usage = generation.usage
+        crewai_usage = {
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.prompt_tokens + usage.completion_tokens,
+            "cached_prompt_tokens": usage.reused_tokens,
+        }
+        self._track_token_usage_internal(crewai_usage)
+        self._emit_call_completed_event(
+            **_accepted(
+                self._emit_call_completed_event,
+                response=text,
+                call_type=LLMCallType.LLM_CALL,
+                from_task=from_task,
+                from_agent=from_agent,
+                messages=chat,
+                usage=crewai_usage,
+                finish_reason=generation.finish_reason,
+            )
+        )
+        return text
+
+    def _messages(self, messages: Messages) -> list[dict[str, Any]]:
+        """crewai's messages as ``{"role", "content"}`` dicts for the chat template."""
+        formatted = self._format_messages(messages)
+        return [{"role": m["role"], "content": m.get("content") or ""} for m in formatted]
+
+    def _stops(self) -> list[str]:
+        stops = getattr(self, "stop_sequences", None)  # crewai >= 1.x: per-call override
+        return list(stops if stops is not None else self.stop or [])
+
+    def _streaming(self) -> bool:
+        effective = getattr(self, "_effective_stream", None)
+        return bool(effective() if callable(effective) else getattr(self, "stream", False))
+
+    def _check_window(self, chat: list[dict[str, Any]], handoff: AVPContext | None) -> None:
+        """Raise crewai's context-length error (crewai then summarises or stops) up front."""
+        window = self.connector.context_window
+        if not window:
+            return
+        prompt = self.connector.count_tokens(chat) + (handoff.seq_len if handoff else 0)
+        if prompt + self._max_new_tokens > window:
+            raise LLMContextLengthExceededError(
+                f"maximum context length exceeded: the prompt has {prompt} tokens and "
+                f"max_new_tokens is {self._max_new_tokens}, but {self.model} has a "
+                f"{window}-token window"
+            )
+
+    def _generate(
+        self,
+        chat: list[dict[str, Any]],
+        handoff: AVPContext | None,
+        from_task: Any | None,
+        from_agent: Any | None,
+    ) -> Generation:
+        stream: Iterator[str | Generation] = self.connector.generate_stream(
+            chat,
+            context=handoff,
+            layout="handoff" if handoff is not None else "shared",
+            max_new_tokens=self._max_new_tokens,
+            temperature=self.temperature or 0.0,
+            top_p=self.top_p if self.top_p is not None else 1.0,
+            seed=self.seed,
+            stop=self._stops(),
+            ignore_eos=self._ignore_eos,
+            source_agent=str(getattr(from_agent, "role", "") or ""),
+        )
+        streaming = self._streaming()
+        for item in stream:
+            if isinstance(item, Generation):
+                return item
+            if streaming:
+                self._emit_stream_chunk_event(
+                    **_accepted(
+                        self._emit_stream_chunk_event,
+                        chunk=item,
+                        from_task=from_task,
+                        from_agent=from_agent,
+                        call_type=LLMCallType.LLM_CALL,
+                    )
+                )
+        raise AssertionError("generate_stream ended without a Generation")  # pragma: no cover
+
+    def __repr__(self) -> str:
+        mode = "latent" if self._latent else "text"
+        model = self.connector.identity.short()
+        return f"AVPLLM({model}, {mode}, max_new_tokens={self._max_new_tokens})"
