@@ -1,7 +1,22 @@
-"""avp-suite adapter for AutoGen (LatentMessage, AVPAssistantAgent, AVPChatCompletionClient).
+"""avp-suite adapter for AutoGen: latent messages in group chats.
 
-The adapter itself lands with its own issue; this package marks the place and is import-tested
-against the supported AutoGen versions.
+- :class:`LatentMessage`: a chat message with text plus an AVPContext handle; ``dump`` /
+  ``load`` (and so team ``save_state`` / ``load_state``) carry the context as AVP wire bytes.
+- :class:`AVPAssistantAgent`: continues the latest compatible LatentMessage's context.
+- :class:`AVPChatCompletionClient`: a ChatCompletionClient for stock ``AssistantAgent`` s
+  that reuses exact prompt prefixes across calls.
+
+Register the message type with a team: ``RoundRobinGroupChat(...,
+custom_message_types=[LatentMessage])``.
 """
 
-__all__: list[str] = []
+from .agent import AVPAssistantAgent, AVPAssistantAgentState
+from .client import AVPChatCompletionClient
+from .messages import LatentMessage
+
+__all__ = [
+    "AVPAssistantAgent",
+    "AVPAssistantAgentState",
+    "AVPChatCompletionClient",
+    "LatentMessage",
+]

@@ -1,0 +1,66 @@
+"""The shared N-agent chain workload as an AutoGen RoundRobinGroupChat (benchmarks, demo).
+
+``latent=True``: AVPAssistantAgents, each continuing the previous agent's context.
+``latent=False``: stock AssistantAgents on ``AVPChatCompletionClient(latent=False)``, same
+prompts, every turn prefilled from scratch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from autogen_agentchat.agents import AssistantAgent
+from autogen_agentchat.base import ChatAgent, Team
+from autogen_agentchat.conditions import MaxMessageTermination
+from autogen_agentchat.messages import BaseChatMessage
+from autogen_agentchat.teams import RoundRobinGroupChat
+
+from avp_core.bench.workload import ChainWorkload
+
+from .agent import AVPAssistantAgent
+from .client import AVPChatCompletionClient
+from .messages import LatentMessage
+
+
+def build_team(connector: Any, workload: ChainWorkload, *, latent: bool) -> RoundRobinGroupChat:
+    """A round-robin team of ``workload.agents`` agents that stops after one turn each."""
+    tokens = workload.answer_tokens
+    agents: list[ChatAgent | Team] = []
+    for index in range(workload.agents):
+        name, instruction = workload.role(index)
+        name = name.replace("-", "_")  # AutoGen agent names are Python identifiers
+        if latent:
+            agent = AVPAssistantAgent(
+                name,
+                connector=connector,
+                system_message=instruction,
+                max_new_tokens=tokens,
+                ignore_eos=True,
+                stream=False,
+            )
+            agents.append(agent)
+        else:
+            client = AVPChatCompletionClient(
+                connector, latent=False, max_new_tokens=tokens, ignore_eos=True
+            )
+            agents.append(AssistantAgent(name, model_client=client, system_message=instruction))
+    return RoundRobinGroupChat(
+        agents,
+        termination_condition=MaxMessageTermination(workload.agents + 1),
+        custom_message_types=[LatentMessage],
+    )
+
+
+def run_chain(connector: Any, workload: ChainWorkload, *, latent: bool) -> list[str]:
+    """Run the chain once; each agent's output text, in order."""
+
+    async def run() -> list[str]:
+        result = await build_team(connector, workload, latent=latent).run(task=workload.task)
+        return [
+            m.to_model_text()
+            for m in result.messages
+            if isinstance(m, BaseChatMessage) and m.source != "user"
+        ]
+
+    return asyncio.run(run())

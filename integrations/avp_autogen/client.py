@@ -1,0 +1,271 @@
+"""AVPChatCompletionClient: an AutoGen ChatCompletionClient on a HuggingFaceConnector.
+
+For stock ``AssistantAgent`` s (and selector teams). Each call renders the LLMMessages with
+the model's chat template and, with ``latent=True``, reuses the KV of the stored context that
+shares the longest exact token prefix with the new prompt (the shared layout: output equals
+the text path). ``latent=False`` is the plain text baseline.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from typing import Any, Literal
+
+from autogen_core import CancellationToken, FunctionCall
+from autogen_core.models import (
+    AssistantMessage,
+    ChatCompletionClient,
+    CreateResult,
+    FunctionExecutionResultMessage,
+    LLMMessage,
+    ModelCapabilities,
+    ModelFamily,
+    ModelInfo,
+    RequestUsage,
+    SystemMessage,
+    UserMessage,
+)
+from autogen_core.tools import Tool, ToolSchema
+from pydantic import BaseModel
+
+from avp_core.connectors.hf import Generation, HuggingFaceConnector, Usage
+from avp_core.store import ContextStore
+
+from ._threads import stream_in_thread
+
+_CREATE_ARGS = ("max_new_tokens", "temperature", "top_p", "stop", "seed", "ignore_eos")
+
+
+class AVPChatCompletionClient(ChatCompletionClient):
+    """A ChatCompletionClient that runs a local Hugging Face model and reuses exact prefixes.
+
+    Args:
+        connector: The model.
+        latent: Reuse KV from earlier calls (True) or always prefill the whole prompt (False).
+        store: Where contexts are kept between calls (default: a 256 MiB ``ContextStore``).
+        max_new_tokens, temperature, top_p, stop, seed, ignore_eos: default generation
+            options; ``extra_create_args`` of a call may override any of them.
+        family: ``model_info["family"]``.
+
+    Text only: no vision, function calling, JSON mode or structured output (``model_info``
+    says so, and asking for them raises ``ValueError``).
+    """
+
+    def __init__(
+        self,
+        connector: HuggingFaceConnector,
+        *,
+        latent: bool = True,
+        store: ContextStore | None = None,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        stop: Sequence[str] | None = None,
+        seed: int | None = None,
+        ignore_eos: bool = False,
+        family: str = ModelFamily.UNKNOWN,
+    ) -> None:
+        self._connector = connector
+        self._latent = latent
+        self._store = store if store is not None else ContextStore(max_bytes=256 << 20)
+        self._options: dict[str, Any] = {
+            "max_new_tokens": max_new_tokens,
+            "temperature": temperature,
+            "top_p": top_p,
+            "stop": list(stop) if stop else None,
+            "seed": seed,
+            "ignore_eos": ignore_eos,
+        }
+        self._model_info: ModelInfo = {
+            "vision": False,
+            "function_calling": False,
+            "json_output": False,
+            "family": family,
+            "structured_output": False,
+            "multiple_system_messages": True,
+        }
+        self._actual = RequestUsage(prompt_tokens=0, completion_tokens=0)
+        self._total = RequestUsage(prompt_tokens=0, completion_tokens=0)
+        self.last_usage: Usage | None = None
+        """avp-suite usage of the last call (reused and prefilled tokens, timings)."""
+
+    @property
+    def connector(self) -> HuggingFaceConnector:
+        return self._connector
+
+    @property
+    def latent(self) -> bool:
+        return self._latent
+
+    @property
+    def store(self) -> ContextStore:
+        return self._store
+
+    async def create(
+        self,
+        messages: Sequence[LLMMessage],
+        *,
+        tools: Sequence[Tool | ToolSchema] = [],
+        tool_choice: Tool | Literal["auto", "required", "none"] = "auto",
+        json_output: bool | type[BaseModel] | None = None,
+        extra_create_args: Mapping[str, Any] = {},
+        cancellation_token: CancellationToken | None = None,
+    ) -> CreateResult:
+        """One completion, computed in a worker thread (the event loop never blocks)."""
+        result = None
+        async for item in self.create_stream(
+            messages,
+            tools=tools,
+            tool_choice=tool_choice,
+            json_output=json_output,
+            extra_create_args=extra_create_args,
+            cancellation_token=cancellation_token,
+        ):
+            if isinstance(item, CreateResult):
+                result = item
+        assert result is not None
+        return result
+
+    async def create_stream(
+        self,
+        messages: Sequence[LLMMessage],
+        *,
+        tools: Sequence[Tool | ToolSchema] = [],
+        tool_choice: Tool | Literal["auto", "required", "none"] = "auto",
+        json_output: bool | type[BaseModel] | None = None,
+        extra_create_args: Mapping[str, Any] = {},
+        cancellation_token: CancellationToken | None = None,
+    ) -> AsyncGenerator[str | CreateResult, None]:
+        """Text chunks as tokens are decoded, then the :class:`CreateResult`."""
+        if tools:
+            raise ValueError("AVPChatCompletionClient does not support function calling")
+        if json_output:
+            raise ValueError(
+                "AVPChatCompletionClient supports neither JSON mode nor structured output"
+            )
+        unknown = sorted(set(extra_create_args) - set(_CREATE_ARGS))
+        if unknown:
+            raise ValueError(f"unknown extra_create_args {unknown}; valid: {list(_CREATE_ARGS)}")
+        options = {**self._options, **extra_create_args}
+        chat = to_chat(messages)
+
+        def produce() -> Any:  # in the worker thread: rendering and lookup too
+            context = None
+            if self._latent:
+                context, shared = self._store.longest_prefix(
+                    self._connector.prompt_ids(chat),
+                    accept=lambda c: self._connector.check_context(c).latent,
+                )
+                context = context if shared else None
+            return self._connector.generate_stream(chat, context=context, **options)
+
+        generation: Generation | None = None
+        async for item in stream_in_thread(produce, cancellation_token):
+            if isinstance(item, Generation):
+                generation = item
+            else:
+                yield item
+        assert generation is not None
+        if self._latent:
+            self._store.put(generation.context)
+        usage = RequestUsage(
+            prompt_tokens=generation.usage.prompt_tokens,
+            completion_tokens=generation.usage.completion_tokens,
+        )
+        self.last_usage = generation.usage
+        self._actual = _add(self._actual, usage)
+        self._total = _add(self._total, usage)
+        yield CreateResult(
+            finish_reason="stop" if generation.finish_reason == "stop" else "length",
+            content=generation.text,
+            usage=usage,
+            cached=False,
+        )
+
+    async def close(self) -> None:
+        """Drop the stored contexts."""
+        self._store.clear()
+
+    def actual_usage(self) -> RequestUsage:
+        return self._actual
+
+    def total_usage(self) -> RequestUsage:
+        return self._total
+
+    def count_tokens(
+        self,
+        messages: Sequence[LLMMessage],
+        *,
+        tools: Sequence[Tool | ToolSchema] = [],
+    ) -> int:
+        """Tokens of the rendered prompt, generation prompt included (tools are not sent)."""
+        return self._connector.count_tokens(to_chat(messages))
+
+    def remaining_tokens(
+        self,
+        messages: Sequence[LLMMessage],
+        *,
+        tools: Sequence[Tool | ToolSchema] = [],
+    ) -> int:
+        """The model's context window less :meth:`count_tokens`."""
+        return self._connector.context_window - self.count_tokens(messages, tools=tools)
+
+    @property
+    def capabilities(self) -> ModelCapabilities:
+        return {"vision": False, "function_calling": False, "json_output": False}
+
+    @property
+    def model_info(self) -> ModelInfo:
+        return self._model_info
+
+
+def to_chat(messages: Sequence[LLMMessage]) -> list[dict[str, Any]]:
+    """LLMMessages as chat-template dicts (``{"role", "content", ...}``)."""
+    chat: list[dict[str, Any]] = []
+    for message in messages:
+        if isinstance(message, SystemMessage):
+            chat.append({"role": "system", "content": message.content})
+        elif isinstance(message, UserMessage):
+            chat.append({"role": "user", "content": _text(message.content)})
+        elif isinstance(message, AssistantMessage):
+            if isinstance(message.content, str):
+                chat.append({"role": "assistant", "content": message.content})
+            else:
+                calls = [_tool_call(call) for call in message.content]
+                chat.append({"role": "assistant", "content": "", "tool_calls": calls})
+        elif isinstance(message, FunctionExecutionResultMessage):
+            chat += [
+                {"role": "tool", "content": r.content, "name": r.name, "tool_call_id": r.call_id}
+                for r in message.content
+            ]
+        else:
+            raise ValueError(f"unsupported message type {type(message).__name__}")
+    return chat
+
+
+def _text(content: str | list[Any]) -> str:
+    if isinstance(content, str):
+        return content
+    if any(not isinstance(part, str) for part in content):
+        raise ValueError("AVPChatCompletionClient has no vision: images cannot be sent")
+    return "\n".join(content)
+
+
+def _tool_call(call: FunctionCall) -> dict[str, Any]:
+    try:
+        arguments: Any = json.loads(call.arguments)
+    except ValueError:
+        arguments = call.arguments
+    return {
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": arguments},
+    }
+
+
+def _add(a: RequestUsage, b: RequestUsage) -> RequestUsage:
+    return RequestUsage(
+        prompt_tokens=a.prompt_tokens + b.prompt_tokens,
+        completion_tokens=a.completion_tokens + b.completion_tokens,
+    )
