@@ -1,7 +1,23 @@
-"""avp-suite adapter for LangChain and LangGraph (AVPChatModel, latent state, checkpoints).
+"""avp-suite adapter for LangChain and LangGraph.
 
-The adapter itself lands with its own issue; this package marks the place and is import-tested
-against the supported LangGraph versions.
+- :class:`AVPChatModel`: a drop-in LangChain chat model on a ``HuggingFaceConnector`` that
+  hands the next agent its KV-cache (shared or handoff layout) and falls back to text.
+- :func:`context_of`: the :class:`~avp_core.AVPContext` an AI message carries.
+- :class:`AVPMessagesState`, :func:`merge_contexts`: a LangGraph state channel for contexts.
+- :class:`AVPSerializer`: a checkpoint serializer that stores contexts via the AVP wire codec.
 """
 
-__all__: list[str] = []
+from .chat_model import AVPChatModel
+from .messages import ContextHandle, context_of, to_chat
+from .serializer import AVPSerializer
+from .state import AVPMessagesState, merge_contexts
+
+__all__ = [
+    "AVPChatModel",
+    "AVPMessagesState",
+    "AVPSerializer",
+    "ContextHandle",
+    "context_of",
+    "merge_contexts",
+    "to_chat",
+]

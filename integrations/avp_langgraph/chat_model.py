@@ -1,0 +1,384 @@
+"""AVPChatModel: a LangChain chat model on a HuggingFaceConnector that reuses KV between agents.
+
+Each call renders the whole message list with the model's chat template, looks for context
+handles on the AI messages it is given (see :mod:`avp_langgraph.messages`), checks the
+handshake, and reuses the best compatible context: the longest exact token prefix (shared
+layout) or the whole latest context (handoff layout). Other messages are just text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForLLMRun,
+    CallbackManagerForLLMRun,
+)
+from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models.base import LangSmithParams
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from pydantic import AliasChoices, ConfigDict, Field
+
+from avp_core.connectors.hf import Generation, HuggingFaceConnector
+from avp_core.context import AVPContext, common_prefix_length
+from avp_core.handshake import Handshake
+from avp_core.store import ContextStore
+
+from .messages import METADATA_KEY, ContextHandle, context_of, describe, to_chat
+
+T = TypeVar("T")
+
+
+@dataclass
+class _Plan:
+    """What one call sends to the connector and what to report about it."""
+
+    messages: list[dict[str, Any]]
+    options: dict[str, Any]
+    context: AVPContext | None
+    layout: str
+    rejected: Handshake | None  # the latest handshake that refused a handle, for reporting
+
+
+class AVPChatModel(BaseChatModel):
+    """A chat model on a :class:`HuggingFaceConnector` that passes KV-cache between agents.
+
+    ``latent=False`` makes it the plain text baseline on the same connector: it never passes a
+    context. Every returned :class:`AIMessage` carries its context (``context_of(message)``)
+    and ``response_metadata["avp"]`` reports ``mode``, ``reused_tokens``,
+    ``prefilled_tokens``, ``ttft_s``, ``handshake`` and ``context_id``.
+    """
+
+    connector: HuggingFaceConnector = Field(exclude=True)
+    """The model runner; one connector can serve many chat models and threads."""
+    layout: Literal["shared", "handoff"] = "shared"
+    """``shared``: reuse the longest exact token prefix (output equals the text path).
+    ``handoff``: continue the latest compatible context; the messages after the AI message
+    that carries it are the new turns."""
+    latent: bool = True
+    """Reuse contexts; False is the text baseline."""
+    max_new_tokens: int = Field(
+        default=256, ge=1, validation_alias=AliasChoices("max_new_tokens", "max_tokens")
+    )
+    temperature: float = Field(default=0.0, ge=0.0)
+    """0 is greedy."""
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    stop: list[str] | None = Field(
+        default=None, validation_alias=AliasChoices("stop", "stop_sequences")
+    )
+    seed: int | None = None
+    ignore_eos: bool = False
+    """Keep generating past the end-of-sequence token (fixed-length benchmark answers)."""
+    source_agent: str = ""
+    """Recorded in every context this model makes."""
+    streaming: bool = False
+    """Use the streaming path for ``invoke`` too (LangChain's standard switch)."""
+    context_cache: ContextStore | None = Field(default=None, exclude=True)
+    """Optional bounded cache: every new context is put there, and prompts also reuse from it
+    (a warm prefix cache across graph runs; messages rebuilt without their live handle)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path, **kwargs: Any) -> AVPChatModel:
+        """Load a connector (a built-in name, a checkpoint directory or a Hub id) and wrap it.
+
+        Keyword arguments that are fields of this model configure it; the rest (``device``,
+        ``dtype``, ...) go to :meth:`HuggingFaceConnector.from_pretrained`.
+        """
+        names = set(cls.model_fields) | {"max_tokens", "stop_sequences"}
+        fields = {k: v for k, v in kwargs.items() if k in names}
+        loader = {k: v for k, v in kwargs.items() if k not in names}
+        return cls(connector=HuggingFaceConnector.from_pretrained(name_or_path, **loader), **fields)
+
+    # -- LangChain metadata ------------------------------------------------------------------
+
+    @property
+    def model_name(self) -> str:
+        identity = self.connector.identity
+        return identity.model_id or identity.short()
+
+    @property
+    def _llm_type(self) -> str:
+        return "avp-huggingface"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {
+            "model_name": self.model_name,
+            "layout": self.layout,
+            "latent": self.latent,
+            "max_new_tokens": self.max_new_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "seed": self.seed,
+        }
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        params = LangSmithParams(
+            ls_provider="avp",
+            ls_model_name=kwargs.get("model") or self.model_name,
+            ls_model_type="chat",
+            ls_temperature=kwargs.get("temperature", self.temperature),
+            ls_max_tokens=kwargs.get("max_new_tokens", self.max_new_tokens),
+        )
+        if stop or self.stop:
+            params["ls_stop"] = list(stop or self.stop or [])
+        return params
+
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Any:
+        """Not supported yet; raises NotImplementedError naming the limit."""
+        raise NotImplementedError(
+            "AVPChatModel does not support tool calling yet: HuggingFaceConnector renders "
+            "messages without tool schemas (it passes no `tools` to the chat template) and "
+            "AVPChatModel does not parse <tool_call> output into tool_calls. Use it for "
+            "text agents; tool-calling nodes need another chat model for now."
+        )
+
+    # -- sync --------------------------------------------------------------------------------
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        result = None
+        for item in self._run(messages, stop, kwargs):
+            if isinstance(item, str):
+                if run_manager:
+                    run_manager.on_llm_new_token(item, chunk=_chunk(item))
+            else:
+                result = item
+        assert result is not None
+        message = self._message(AIMessage(content=result[0].text), *result)
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        for item in self._run(messages, stop, kwargs):
+            chunk = self._stream_chunk(item)
+            if run_manager and isinstance(item, str):
+                run_manager.on_llm_new_token(item, chunk=chunk)
+            yield chunk
+
+    # -- async: the connector runs in a worker thread, the event loop stays free ------------
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        result = None
+        async for item in _in_thread(lambda: self._run(messages, stop, kwargs)):
+            if isinstance(item, str):
+                if run_manager:
+                    await run_manager.on_llm_new_token(item, chunk=_chunk(item))
+            else:
+                result = item
+        assert result is not None
+        message = self._message(AIMessage(content=result[0].text), *result)
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        async for item in _in_thread(lambda: self._run(messages, stop, kwargs)):
+            chunk = self._stream_chunk(item)
+            if run_manager and isinstance(item, str):
+                await run_manager.on_llm_new_token(item, chunk=chunk)
+            yield chunk
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _run(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> Iterator[str | tuple[Generation, _Plan]]:
+        """Plan the call, then yield text chunks and finally ``(generation, plan)``."""
+        plan = self._plan(messages, stop, kwargs)
+        for item in self.connector.generate_stream(
+            plan.messages, context=plan.context, layout=plan.layout, **plan.options
+        ):
+            if isinstance(item, str):
+                yield item
+            else:
+                if self.context_cache is not None:
+                    self.context_cache.put(item.context)
+                yield item, plan
+
+    def _plan(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> _Plan:
+        options: dict[str, Any] = {
+            "max_new_tokens": kwargs.get("max_new_tokens", kwargs.get("max_tokens"))
+            or self.max_new_tokens,
+            "temperature": kwargs.get("temperature", self.temperature),
+            "top_p": kwargs.get("top_p", self.top_p),
+            "seed": kwargs.get("seed", self.seed),
+            "ignore_eos": kwargs.get("ignore_eos", self.ignore_eos),
+            "stop": stop if stop is not None else self.stop,
+            "source_agent": kwargs.get("source_agent", self.source_agent),
+        }
+        layout = kwargs.get("layout", self.layout)
+        chat = to_chat(messages)
+        if not self.latent:
+            return _Plan(chat, options, None, "shared", None)
+        compatible, rejected = [], None
+        for index, context in self._candidates(messages, kwargs.get("avp_context")):
+            handshake = self.connector.check_context(context)
+            if handshake.latent:
+                compatible.append((index, context))
+            elif rejected is None:
+                rejected = handshake
+        if layout == "handoff" and compatible:
+            index, context = compatible[0]
+            if index + 1 < len(chat):
+                return _Plan(chat[index + 1 :], options, context, "handoff", rejected)
+        prompt = self.connector.prompt_ids(chat)
+        best, best_length = None, 0
+        for _, context in compatible:
+            length = common_prefix_length(context.sequence, prompt)
+            if length > best_length:
+                best, best_length = context, length
+        if self.context_cache is not None:
+            cached, length = self.context_cache.longest_prefix(
+                prompt, accept=lambda c: self.connector.check_context(c).latent
+            )
+            if length > best_length:
+                best = cached
+        return _Plan(chat, options, best, "shared", rejected)
+
+    def _candidates(
+        self, messages: list[BaseMessage], explicit: AVPContext | Sequence[AVPContext] | None
+    ) -> list[tuple[int, AVPContext]]:
+        """Contexts to consider, best first, each with the index of the AI message that holds
+        it or said its text (-1 if none): contexts passed as ``avp_context``, then those the
+        AI messages carry, latest first."""
+        given = [explicit] if isinstance(explicit, AVPContext) else list(explicit or [])
+        carried = [
+            (index, context)
+            for index in range(len(messages) - 1, -1, -1)
+            if isinstance(messages[index], AIMessage)
+            and (context := context_of(messages[index], self.context_cache)) is not None
+        ]
+        where = {context.context_id: index for index, context in carried}
+        first = [(where.get(c.context_id, _said(messages, c)), c) for c in given]
+        ids = {c.context_id for c in given}
+        return first + [(i, c) for i, c in carried if c.context_id not in ids]
+
+    def _message(
+        self, message: AIMessage | AIMessageChunk, generation: Generation, plan: _Plan
+    ) -> Any:
+        """Fill in usage, metadata and the context handle of the reply."""
+        usage = generation.usage
+        handshake = generation.handshake or plan.rejected
+        report = {
+            "mode": "latent" if plan.context is not None else "text",
+            "layout": plan.layout,
+            "reused_tokens": usage.reused_tokens,
+            "prefilled_tokens": usage.prefilled_tokens,
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "ttft_s": round(usage.ttft_s, 6),
+            "total_s": round(usage.total_s, 6),
+            "handshake": handshake.reason if handshake else None,
+            "handshake_mode": handshake.mode.value if handshake else None,
+            "reused_context_id": plan.context.context_id if plan.context else None,
+            "context_id": generation.context.context_id,
+            "context": describe(generation.context),
+        }
+        message.response_metadata.update(
+            {
+                "model_name": self.model_name,
+                "finish_reason": generation.finish_reason,
+                METADATA_KEY: ContextHandle(report, generation.context),
+            }
+        )
+        message.usage_metadata = UsageMetadata(
+            input_tokens=usage.prompt_tokens,
+            output_tokens=usage.completion_tokens,
+            total_tokens=usage.prompt_tokens + usage.completion_tokens,
+            input_token_details={"cache_read": usage.reused_tokens},
+        )
+        return message
+
+    def _stream_chunk(self, item: str | tuple[Generation, _Plan]) -> ChatGenerationChunk:
+        if isinstance(item, str):
+            return _chunk(item)
+        message = self._message(AIMessageChunk(content="", chunk_position="last"), *item)
+        return ChatGenerationChunk(message=message)
+
+
+def _said(messages: list[BaseMessage], context: AVPContext) -> int:
+    """Index of the latest AI message whose text is the context's reply, or -1."""
+    for index in range(len(messages) - 1, -1, -1):
+        message = messages[index]
+        if isinstance(message, AIMessage) and context.text and message.content == context.text:
+            return index
+    return -1
+
+
+def _chunk(text: str) -> ChatGenerationChunk:
+    return ChatGenerationChunk(message=AIMessageChunk(content=text))
+
+
+async def _in_thread(factory: Callable[[], Iterator[T]]) -> AsyncIterator[T]:
+    """Iterate ``factory()`` in a worker thread, yielding its items on the event loop.
+
+    The loop never blocks on the model; if the consumer stops early, the worker stops
+    producing after its current item.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[bool, Any]] = asyncio.Queue()
+    cancelled = threading.Event()
+
+    def put(item: tuple[bool, Any]) -> None:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+        except RuntimeError:  # the loop is closed: nobody is listening any more
+            cancelled.set()
+
+    def work() -> None:
+        try:
+            for item in factory():
+                if cancelled.is_set():
+                    return
+                put((False, item))
+        except BaseException as exc:
+            put((True, exc))
+        else:
+            put((True, None))
+
+    context = contextvars.copy_context()
+    worker = loop.run_in_executor(None, context.run, work)
+    try:
+        while True:
+            done, value = await queue.get()
+            if done:
+                if value is not None:
+                    raise value
+                break
+            yield value
+        await worker
+    finally:
+        cancelled.set()
