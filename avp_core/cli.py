@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import AVPError
+from .errors import AVPError, InvalidRequestError
 
 BENCHMARKS: dict[str, str] = {
     "codec": "avp_core.bench.codec",
@@ -148,12 +148,17 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from importlib import import_module
 
+    if args.name == "all" and args.options:
+        raise InvalidRequestError(
+            f"options {' '.join(args.options)!r} go to one benchmark at a time: "
+            "avp-suite bench NAME [options]; 'all' takes only --out and --reference-python"
+        )
     names = list(BENCHMARKS) if args.name == "all" else [args.name]
     for name in names:
         print(f"== bench {name} ==", flush=True)
         module = import_module(BENCHMARKS[name])
-        extra = list(args.args)
-        if args.out and "--out" not in extra:
+        extra = list(args.options)
+        if args.out:
             extra += ["--out", str(Path(args.out) / f"{name}.json")]
         if args.reference_python and name in REFERENCE_BENCHMARKS:
             extra += ["--reference-python", args.reference_python]
@@ -182,11 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--agents", type=int, default=4)
     demo.add_argument("--out", default="avp-demo", help="directory for results.json and the chart")
     demo.set_defaults(func=_cmd_demo)
-    bench = sub.add_parser("bench", help="run a benchmark (text vs latent side by side)")
+    bench = sub.add_parser(
+        "bench",
+        help="run a benchmark (text vs latent side by side)",
+        epilog="Other options go to the benchmark (python -m avp_core.bench.NAME --help).",
+    )
     bench.add_argument("name", choices=[*BENCHMARKS, "all"])
     bench.add_argument("--out", help="directory for JSON results and charts")
     bench.add_argument("--reference-python", help="python of a venv with the reference avp 0.6.2")
-    bench.add_argument("args", nargs=argparse.REMAINDER, help="options passed to the benchmark")
     bench.set_defaults(func=_cmd_bench)
     inspect = sub.add_parser("inspect", help="describe an AVP message file")
     inspect.add_argument("file")
@@ -196,7 +204,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, options = parser.parse_known_args(argv)
+    if options and args.command != "bench":
+        parser.error(f"unrecognized arguments: {' '.join(options)}")
+    args.options = options
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)

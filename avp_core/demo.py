@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .bench.charts import framework_chart
 from .bench.common import machine
 from .bench.frameworks import FRAMEWORKS, load, print_rows, run_framework
 from .bench.workload import ChainWorkload
@@ -64,7 +65,7 @@ def run_demo(args: argparse.Namespace) -> int:
         "machine": machine(),
     }
     (out / "results.json").write_text(json.dumps(results, indent=2))
-    chart = chart_results(rows, out / "results.png")
+    chart = framework_chart(results, out / "results.png")
     print(f"wrote {out / 'results.json'}" + (f" and {chart}" if chart else ""))
     return 0
 
@@ -96,41 +97,3 @@ class _progress:
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
             self.bar.close()
-
-
-def chart_results(rows: list[dict[str, Any]], path: Path) -> Path | None:
-    """Bar chart of prefilled tokens and wall time, text vs latent per framework."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("(install matplotlib for the chart: python -m pip install matplotlib)")
-        return None
-    frameworks = list(dict.fromkeys(r["framework"] for r in rows))
-    by = {(r["framework"], r["mode"]): r for r in rows}
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    width = 0.38
-    for ax, key, label in (
-        (axes[0], "prefilled_tokens", "prefilled tokens"),
-        (axes[1], "wall_s", "wall time (s)"),
-    ):
-        for offset, mode, color in (
-            (-width / 2, "text", "#9aa5b1"),
-            (width / 2, "latent", "#2b7bb9"),
-        ):
-            values = [by[(f, mode)][key] for f in frameworks]
-            bars = ax.bar(
-                [i + offset for i in range(len(frameworks))], values, width, label=mode, color=color
-            )
-            ax.bar_label(bars, fmt="%.0f" if key == "prefilled_tokens" else "%.1f", fontsize=8)
-        ax.set_xticks(range(len(frameworks)), frameworks)
-        ax.set_title(label)
-        ax.legend()
-    agents = rows[0]["agents"]
-    fig.suptitle(f"{agents}-agent chain: text vs latent (avp-suite demo)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path

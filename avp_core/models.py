@@ -174,6 +174,22 @@ _SPECS: dict[str, _ModelSpec] = {
             "rope_parameters": {"rope_type": "default", "rope_theta": 1e6},
         },
     ),
+    "bench-qwen2-500m": _ModelSpec(
+        "qwen2",
+        "chatml",
+        1005,
+        "benchmarks: the body of Qwen2.5-0.5B (24 layers, hidden 896, GQA 14/2; ~360M params "
+        "with this vocabulary), where the linear layers outweigh attention as in real models",
+        {
+            "hidden_size": 896,
+            "intermediate_size": 4864,
+            "num_hidden_layers": 24,
+            "num_attention_heads": 14,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 8192,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 1e6},
+        },
+    ),
 }
 
 NAMES: tuple[str, ...] = tuple(_SPECS)

@@ -25,6 +25,7 @@ def test_handoff_benchmark_reports_both_paths(tmp_path: Path) -> None:
     saved = json.loads(out.read_text())
     assert saved["benchmark"] == "handoff"
     assert set(saved["results"]) == {"text", "latent"}
+    assert out.with_suffix(".png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_handoff_benchmark_rejects_a_missing_reference_python(

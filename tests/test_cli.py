@@ -1,10 +1,13 @@
-"""The avp-suite command: inspect, self-check, errors without tracebacks."""
+"""The avp-suite command: inspect, self-check, bench options and charts, clear errors."""
 
 from __future__ import annotations
+
+import json
 
 from vectors import REFERENCE_DIR
 
 from avp_core import cli
+from avp_core.cli import main
 
 
 def test_inspect_describes_a_reference_message(capsys):
@@ -36,3 +39,27 @@ def test_bad_files_give_one_clear_line(tmp_path, capsys):
 def test_self_check_passes():
     lines = cli.self_check()
     assert any("LATENT" in line for line in lines) and any("JSON" in line for line in lines)
+
+
+KVCOMM_TINY = "--model tiny-qwen2 --input-tokens 120 --prefix-tokens 30 --output-tokens 4 --runs 1"
+
+
+def test_bench_takes_out_anywhere_and_passes_the_rest_to_the_benchmark(tmp_path):
+    assert main(["bench", "kvcomm", *KVCOMM_TINY.split(), "--out", str(tmp_path)]) == 0
+    saved = json.loads((tmp_path / "kvcomm.json").read_text())
+    assert saved["args"]["input_tokens"] == 120 and saved["ratio"] > 0
+    assert (tmp_path / "kvcomm.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_bench_all_rejects_benchmark_options(capsys):
+    assert main(["bench", "all", "--runs", "1"]) == 2
+    assert "one benchmark at a time" in capsys.readouterr().err
+
+
+def test_charts_redraw_from_saved_json(tmp_path):
+    from avp_core.bench.charts import redraw
+
+    main(["bench", "kvcomm", *KVCOMM_TINY.split(), "--out", str(tmp_path)])
+    (tmp_path / "kvcomm.png").unlink()
+    assert redraw(tmp_path / "kvcomm.json") == tmp_path / "kvcomm.png"
+    assert (tmp_path / "kvcomm.png").exists()

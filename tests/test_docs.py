@@ -1,24 +1,44 @@
-"""Every Python block in the docs runs (blocks of a page share one namespace, in order).
+"""The docs cannot drift from the code.
 
-Framework guides run in their framework's tox env (AVP_SUITE_FRAMEWORK=<name>), where a
-missing import fails; elsewhere a guide whose framework is not installed is skipped.
+Every fenced block in docs/ and README is one of: a Python block this file runs (blocks of a
+page share one namespace, in order), an include of a file under ``examples/`` (mkdocs
+``pymdownx.snippets``; ``test_examples.py`` runs the file), a bash block whose every command
+is checked against the real parsers, files, extras and tox envs, or a ``text`` block (output
+or a diagram, not code). Framework guides run in their framework's tox env
+(AVP_SUITE_FRAMEWORK=<name>), where a missing import fails; elsewhere a guide whose framework
+is not installed is skipped.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shlex
+from importlib import import_module, metadata
 from pathlib import Path
 
 import pytest
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+from avp_core.cli import build_parser
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
 PAGES = sorted(p for p in DOCS.glob("*.md") if "```python" in p.read_text())
+ALL_PAGES = [*sorted(DOCS.glob("*.md")), ROOT / "README.md"]
 FRAMEWORK_PAGES = {
     "langgraph.md": "langgraph",
     "crewai.md": "crewai",
     "autogen.md": "autogen_agentchat",
 }
+BLOCK = re.compile(r"```(\w*)\n(.*?)```", re.S)
+INCLUDE = re.compile(r'^--8<-- "([^"]+)"$')
+
+
+def _included(body: str) -> list[str]:
+    """The files a block includes, or [] when it is not (only) snippet includes."""
+    lines = [line.strip() for line in body.strip().splitlines()]
+    matches = [INCLUDE.match(line) for line in lines]
+    return [m.group(1) for m in matches if m] if lines and all(matches) else []
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
@@ -31,5 +51,91 @@ def test_python_blocks_run(page, tmp_path, monkeypatch):
         pytest.importorskip(module)
     monkeypatch.chdir(tmp_path)
     namespace: dict = {"__name__": f"docs_{page.stem}"}
-    for index, block in enumerate(re.findall(r"```python\n(.*?)```", page.read_text(), re.S)):
-        exec(compile(block, f"{page.name}[block {index}]", "exec"), namespace)
+    for index, (lang, block) in enumerate(BLOCK.findall(page.read_text())):
+        if lang == "python" and not _included(block):
+            exec(compile(block, f"{page.name}[block {index}]", "exec"), namespace)
+
+
+@pytest.mark.parametrize("page", ALL_PAGES, ids=[p.name for p in ALL_PAGES])
+def test_every_block_is_run_included_or_checked(page):
+    for lang, body in BLOCK.findall(page.read_text()):
+        if included := _included(body):
+            for path in included:
+                assert path.startswith("examples/"), f"{page.name}: include {path} from examples/"
+                assert (ROOT / path).is_file(), f"{page.name}: {path} does not exist"
+        elif lang == "bash":
+            for command in _commands(body):
+                _check_command(page.name, command)
+        elif lang not in ("python", "text"):
+            pytest.fail(f"{page.name}: a ```{lang} block is neither run, included nor checked")
+
+
+def _commands(body: str) -> list[list[str]]:
+    """Each command of a bash block, comments dropped, split at ``&&``."""
+    commands: list[list[str]] = [[]]
+    for line in body.splitlines():
+        for word in shlex.split(line, comments=True):
+            if word == "&&":
+                commands.append([])
+            else:
+                commands[-1].append(word)
+        commands.append([])
+    return [c for c in commands if c]
+
+
+def _check_command(page: str, argv: list[str]) -> None:
+    where = f"{page}: {shlex.join(argv)}"
+    if argv[:3] == ["python", "-m", "pip"]:
+        _check_pip(where, argv[3:])
+    elif argv[:3] == ["python", "-m", "tox"]:
+        envs = argv[argv.index("-e") + 1].split(",") if "-e" in argv else []
+        assert set(envs) <= _tox_envs(), f"{where}: unknown tox env"
+    elif argv[0] == "avp-suite":
+        _parses(where, lambda: _check_cli(argv[1:]))
+    elif argv[0] == "python" and argv[1].startswith("benchmarks/"):
+        assert (ROOT / argv[1]).is_file(), f"{where}: no such benchmark script"
+        module = import_module(f"avp_core.bench.{Path(argv[1]).stem}")
+        _parses(where, lambda: module.build_parser().parse_args(argv[2:]))
+    elif argv[0] == "python" and argv[1].startswith("examples/"):
+        assert (ROOT / argv[1]).is_file(), f"{where}: no such example"
+    else:
+        pytest.fail(f"{where}: a command this test does not know how to check")
+
+
+def _check_cli(args: list[str]) -> None:
+    parsed, options = build_parser().parse_known_args(args)
+    if parsed.command == "bench" and parsed.name != "all":
+        import_module(f"avp_core.bench.{parsed.name}").build_parser().parse_args(options)
+    else:
+        assert not options, f"unrecognized arguments {options}"
+
+
+def _parses(where: str, parse) -> None:
+    try:
+        parse()
+    except SystemExit as exc:  # argparse rejected the arguments
+        pytest.fail(f"{where}: the arguments do not parse ({exc})")
+
+
+def _check_pip(where: str, args: list[str]) -> None:
+    assert args[0] == "install", where
+    extras = set(metadata.metadata("avp-suite").get_all("Provides-Extra") or [])
+    if "-c" in args:
+        assert (ROOT / args[args.index("-c") + 1]).is_file(), f"{where}: no constraints file"
+    for spec in args:
+        if match := re.fullmatch(r"\.\[([\w,-]+)\]", spec):
+            unknown = set(match.group(1).split(",")) - extras
+            assert not unknown, f"{where}: no such extras {unknown}"
+
+
+def _tox_envs() -> set[str]:
+    """tox.ini's envlist with {a,b} factors expanded."""
+    text = (ROOT / "tox.ini").read_text()
+    listed = re.search(r"envlist =\n((?:\s+.+\n)+)", text).group(1).split()
+    envs: set[str] = set()
+    for entry in listed:
+        if match := re.fullmatch(r"(.*)\{(.+)\}(.*)", entry):
+            envs |= {f"{match[1]}{factor}{match[3]}" for factor in match[2].split(",")}
+        else:
+            envs.add(entry)
+    return envs

@@ -55,7 +55,13 @@ def greedy(path: Path, n: int = 30, **load: Any) -> tuple[list[int], Any]:
 
 
 def test_names() -> None:
-    assert set(models.NAMES) == {"tiny-qwen2", "tiny-llama", "tiny-other", "bench-qwen2"}
+    assert set(models.NAMES) == {
+        "tiny-qwen2",
+        "tiny-llama",
+        "tiny-other",
+        "bench-qwen2",
+        "bench-qwen2-500m",
+    }
 
 
 @pytest.mark.parametrize("name", TINY)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-from pathlib import Path
 from typing import Any
 
 from .common import machine, table, write_json
@@ -103,32 +102,7 @@ def sweep(
     return rows
 
 
-def chart(rows: list[dict[str, Any]], path: Path) -> Path | None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for mode in dict.fromkeys(r["mode"] for r in rows):
-        points = [r for r in rows if r["mode"] == mode]
-        xs = [r["agents"] for r in points]
-        axes[0].plot(xs, [r["prefilled_tokens"] for r in points], marker="o", label=mode)
-        axes[1].plot(xs, [r["wall_s"] for r in points], marker="o", label=mode)
-    for ax, title in zip(axes, ("prefilled tokens", "wall time (s)")):
-        ax.set_xlabel("agents in the chain")
-        ax.set_title(title)
-        ax.legend()
-    fig.suptitle("Chain length sweep: text vs latent (connector, exact handoff)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="avp-suite bench chain", description=__doc__)
     parser.add_argument("--model", default="bench-qwen2")
     parser.add_argument("--agents", default="2,4,8,16")
@@ -142,7 +116,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="latent steps per thinking agent (0: no thinking chain)",
     )
     parser.add_argument("--out", help="write results JSON (and a PNG chart beside it)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = build_parser().parse_args(argv)
 
     from ..connectors.hf import HuggingFaceConnector
 
@@ -188,10 +166,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "machine": machine(),
     }
     write_json(args.out, payload)
-    if args.out:
-        png = chart(rows, Path(args.out).with_suffix(".png"))
-        if png:
-            print(f"wrote {png}")
     return payload
 
 

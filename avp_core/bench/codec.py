@@ -83,7 +83,7 @@ def measure_reference(python: str, args: argparse.Namespace) -> dict[str, float]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="avp-suite bench codec", description=__doc__)
     parser.add_argument("--layers", type=int, default=28)
     parser.add_argument("--heads", type=int, default=4)
@@ -93,7 +93,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--reference-python", help="python of a venv with the reference avp 0.6.2")
     parser.add_argument("--out", help="write results JSON here")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = build_parser().parse_args(argv)
 
     kv = make_cache(args.layers, args.heads, args.dim, args.tokens, args.dtype)
     nbytes = sum(t.numel() * t.element_size() for pair in kv for t in pair)

@@ -70,9 +70,15 @@ def _cell(value: Any) -> str:
 
 
 def write_json(path: str | Path | None, payload: dict[str, Any]) -> None:
+    """Write the payload as JSON and, when its benchmark has a chart, the chart beside it."""
     if path is None:
         return
+    from .charts import CHARTS
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2))
     print(f"wrote {path}")
+    chart = CHARTS.get(payload.get("benchmark", ""))
+    if chart is not None and (png := chart(payload, path.with_suffix(".png"))):
+        print(f"wrote {png}")

@@ -113,7 +113,7 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="avp-suite bench frameworks", description=__doc__)
     parser.add_argument("--frameworks", default=",".join(FRAMEWORKS))
     parser.add_argument("--agents", default="2,4,8", help="chain lengths, comma-separated")
@@ -122,7 +122,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--answer-tokens", type=int, default=64)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--out", help="write results JSON here")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = build_parser().parse_args(argv)
 
     from ..connectors.hf import HuggingFaceConnector
 

@@ -238,7 +238,7 @@ def torch_threads() -> int:
     return int(torch.get_num_threads())
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="avp-suite bench handoff",
         description=__doc__,
@@ -255,6 +255,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="python of a venv with the reference avp 0.6.2: also run its think/generate pipeline",
     )
     parser.add_argument("--out", help="write results JSON here")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.runs < 1 or args.answer_tokens < 1 or args.think_steps < 1 or args.doc_tokens < 1:
         parser.error("--runs, --answer-tokens, --think-steps and --doc-tokens must be >= 1")

@@ -14,14 +14,18 @@ from typing import Any
 from .common import machine, write_json
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="avp-suite bench identity", description=__doc__)
     parser.add_argument("--hidden", type=int, default=896)
     parser.add_argument("--layers", type=int, default=24)
     parser.add_argument("--intermediate", type=int, default=4864)
     parser.add_argument("--vocab", type=int, default=151936)
     parser.add_argument("--out", help="write results JSON here")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = build_parser().parse_args(argv)
 
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM

@@ -30,7 +30,7 @@ def prefixes(tokenizer: Any, agents: int, tokens: int) -> list[str]:
     ]
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="avp-suite bench kvcomm", description=__doc__)
     parser.add_argument("--model", default="bench-qwen2")
     parser.add_argument("--agents", type=int, default=5)
@@ -39,7 +39,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--output-tokens", type=int, default=512)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--out", help="write results JSON here")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = build_parser().parse_args(argv)
 
     from ..connectors.hf import HuggingFaceConnector
 

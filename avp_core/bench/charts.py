@@ -1,0 +1,221 @@
+"""PNG charts of benchmark results, one function per benchmark, each taking its JSON payload.
+
+Every chart is drawn from the payload a benchmark writes, so ``avp-suite bench ... --out``
+and :func:`redraw` (from saved JSON) give the same picture. matplotlib is optional (the
+``bench`` extra): without it a chart is skipped with a one-line hint.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+
+def _color(series: str) -> str | None:
+    """Text (the baseline) grey, exact latent blue, approximate (thinking) orange."""
+    if series in ("text", "dense"):
+        return "#9aa5b1"
+    if series == "latent":
+        return "#2b7bb9"
+    return "#e07b39" if series.startswith("thinking") else None
+
+
+Panel = tuple[str, Sequence[str], Mapping[str, Sequence[float]]]
+"""(title, group labels, {series name: one value per group})."""
+
+
+def _pyplot() -> Any | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("(install matplotlib for charts: python -m pip install matplotlib)")
+        return None
+    return plt
+
+
+def _save(fig: Any, plt: Any, title: str, path: Path) -> Path:
+    fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def bars(path: str | Path, title: str, panels: Sequence[Panel]) -> Path | None:
+    """Side-by-side grouped bar panels, each bar labelled with its value."""
+    plt = _pyplot()
+    if plt is None:
+        return None
+    width_in = sum(max(3.2, 1.5 + 0.9 * len(groups)) for _, groups, _ in panels)
+    fig, axes = plt.subplots(1, len(panels), figsize=(width_in, 4), squeeze=False)
+    for ax, (panel_title, groups, series) in zip(axes[0], panels):
+        width = 0.8 / len(series)
+        for index, (name, values) in enumerate(series.items()):
+            offset = (index - (len(series) - 1) / 2) * width
+            xs = [i + offset for i in range(len(groups))]
+            drawn = ax.bar(xs, values, width, label=name, color=_color(name))
+            ax.bar_label(drawn, fmt=_fmt(values), fontsize=7)
+        ax.set_xticks(range(len(groups)), groups, fontsize=8)
+        ax.set_title(panel_title)
+        ax.margins(y=0.15)
+        if len(series) > 1:
+            ax.legend(fontsize=8)
+    return _save(fig, plt, title, Path(path))
+
+
+def lines(
+    path: str | Path, title: str, xlabel: str, panels: Sequence[tuple[str, dict[str, Any]]]
+) -> Path | None:
+    """Side-by-side line panels: (title, {series name: (xs, ys)})."""
+    plt = _pyplot()
+    if plt is None:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    for ax, (panel_title, series) in zip(axes[0], panels):
+        for name, (xs, ys) in series.items():
+            ax.plot(xs, ys, marker="o", label=name, color=_color(name))
+        ax.set_xlabel(xlabel)
+        ax.set_title(panel_title)
+        ax.legend(fontsize=8)
+    return _save(fig, plt, title, Path(path))
+
+
+def _fmt(values: Sequence[float]) -> str:
+    return "%.0f" if max(values, default=0) >= 100 else "%.2g"
+
+
+def framework_chart(payload: dict[str, Any], path: str | Path) -> Path | None:
+    """Prefilled tokens and wall time, text vs latent, per framework (and chain length)."""
+    rows = payload["rows"]
+    lengths = sorted({r["agents"] for r in rows})
+    keys = list(dict.fromkeys((r["framework"], r["agents"]) for r in rows))
+    groups = [f if len(lengths) == 1 else f"{f}\nN={n}" for f, n in keys]
+    by = {(r["framework"], r["agents"], r["mode"]): r for r in rows}
+
+    def series(key: str) -> dict[str, list[float]]:
+        return {mode: [by[(f, n, mode)][key] for f, n in keys] for mode in ("text", "latent")}
+
+    agents = f"{lengths[0]}-agent" if len(lengths) == 1 else "N-agent"
+    return bars(
+        path,
+        f"{agents} chain in each framework: text vs latent ({payload.get('model', '')})",
+        [
+            ("prefilled tokens", groups, series("prefilled_tokens")),
+            ("wall time (s)", groups, series("wall_s")),
+        ],
+    )
+
+
+def chain_chart(payload: dict[str, Any], path: str | Path) -> Path | None:
+    """Prefilled tokens and wall time against chain length, one line per mode."""
+    rows = payload["rows"]
+    modes = list(dict.fromkeys(r["mode"] for r in rows))
+
+    def series(key: str) -> dict[str, Any]:
+        return {
+            mode: (
+                [r["agents"] for r in rows if r["mode"] == mode],
+                [r[key] for r in rows if r["mode"] == mode],
+            )
+            for mode in modes
+        }
+
+    return lines(
+        path,
+        "Chain length sweep: text vs latent (connector, handoff layout)",
+        "agents in the chain",
+        [("prefilled tokens", series("prefilled_tokens")), ("wall time (s)", series("wall_s"))],
+    )
+
+
+def handoff_chart(payload: dict[str, Any], path: str | Path) -> Path | None:
+    """Agent B's time to first token, prefilled tokens and the pipeline's wall time."""
+    text, latent = payload["results"]["text"], payload["results"]["latent"]
+
+    def panel(title: str, key: str, scale: float = 1.0) -> Panel:
+        return (
+            title,
+            ["B"] if key != "pipeline_s" else ["A+B"],
+            {"text": [text[key] * scale], "latent": [latent[key] * scale]},
+        )
+
+    return bars(
+        path,
+        f"Two-agent handoff on {payload['model'].split('[')[0]}: text vs latent",
+        [
+            panel("time to first token (ms)", "ttft_s", 1e3),
+            panel("prefilled tokens", "prefilled_tokens"),
+            panel("wall time (ms)", "pipeline_s", 1e3),
+        ],
+    )
+
+
+def kvcomm_chart(payload: dict[str, Any], path: str | Path) -> Path | None:
+    """The fifth agent's time to first token and prefilled tokens, dense vs latent."""
+    agent = [f"agent {payload['args']['agents']}"]
+    return bars(
+        path,
+        f"KVCOMM's setting: {payload['ratio']:.1f}x lower time to first token",
+        [
+            (
+                "time to first token (ms)",
+                agent,
+                {
+                    "dense": [payload["ttft_s"]["dense"] * 1e3],
+                    "latent": [payload["ttft_s"]["latent"] * 1e3],
+                },
+            ),
+            (
+                "prefilled tokens",
+                agent,
+                {
+                    "dense": [payload["dense_prefilled"]],
+                    "latent": [payload["latent_prefilled"]],
+                },
+            ),
+        ],
+    )
+
+
+def codec_chart(payload: dict[str, Any], path: str | Path) -> Path | None:
+    """Encode and decode time of each method on the same KV-cache."""
+    results = payload["results"]
+    methods = list(results)
+    labels = [m.replace("reference ", "reference\n") for m in methods]
+    return bars(
+        path,
+        f"KV-cache codec: {payload['bytes'] / 1e6:.1f} MB, lower is better",
+        [
+            (
+                "time (ms)",
+                labels,
+                {
+                    "encode": [results[m]["encode_s"] * 1e3 for m in methods],
+                    "decode": [results[m]["decode_s"] * 1e3 for m in methods],
+                },
+            ),
+        ],
+    )
+
+
+CHARTS: dict[str, Callable[[dict[str, Any], str | Path], Path | None]] = {
+    "codec": codec_chart,
+    "handoff": handoff_chart,
+    "chain": chain_chart,
+    "kvcomm": kvcomm_chart,
+    "frameworks": framework_chart,
+}
+"""Benchmark name (the payload's ``benchmark`` field) to its chart."""
+
+
+def redraw(path: str | Path) -> Path | None:
+    """Draw the chart of a saved results JSON again (beside it, as .png)."""
+    payload = json.loads(Path(path).read_text())
+    chart = CHARTS.get(payload.get("benchmark", "frameworks" if "rows" in payload else ""))
+    return chart(payload, Path(path).with_suffix(".png")) if chart else None
