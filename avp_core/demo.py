@@ -3,7 +3,7 @@
 On the built-in ``bench-qwen2`` by default: a shared ~1,000-token document, a role per agent,
 64-token greedy answers. Prints one table, writes ``results.json`` and a PNG chart to
 ``--out``. Frameworks that are not installed are skipped with the command that adds them;
-with none installed, the demo runs the two-agent connector handoff instead.
+with none installed, it runs the chain on the bare connector.
 """
 
 from __future__ import annotations
@@ -38,13 +38,13 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"loading {args.model} ...", flush=True)
     connector = HuggingFaceConnector.from_pretrained(args.model)
     if not modules:
-        print("no framework installed: running the two-agent connector handoff instead")
-        from .bench import handoff
+        from .bench import chain
 
-        handoff.main(
-            ["--model", args.model, "--runs", str(RUNS), "--out", str(out / "results.json")]
+        print(
+            "no framework installed: running the chain on the bare connector "
+            "(python -m pip install -c constraints.txt '.[all]' adds the frameworks)"
         )
-        return 0
+        modules = {"connector": chain}
     workload = ChainWorkload.for_tokenizer(connector.tokenizer, agents=args.agents)
     steps = len(modules) * 2 * RUNS
     rows: list[dict[str, Any]] = []
