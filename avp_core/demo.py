@@ -9,14 +9,12 @@ with none installed, it runs the chain on the bare connector.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .bench.charts import framework_chart
-from .bench.common import machine
+from .bench.common import machine, write_json
 from .bench.frameworks import FRAMEWORKS, load, print_rows, run_framework
 from .bench.workload import ChainWorkload
 
@@ -58,15 +56,14 @@ def run_demo(args: argparse.Namespace) -> int:
     )
     print_rows(rows)
     results = {
+        "benchmark": "demo",
         "rows": rows,
         "model": args.model,
         "agents": args.agents,
         "identity": connector.identity.to_dict(),
         "machine": machine(),
     }
-    (out / "results.json").write_text(json.dumps(results, indent=2))
-    chart = framework_chart(results, out / "results.png")
-    print(f"wrote {out / 'results.json'}" + (f" and {chart}" if chart else ""))
+    write_json(out / "results.json", results)  # and results.png
     return 0
 
 

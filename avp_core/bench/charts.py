@@ -210,6 +210,7 @@ CHARTS: dict[str, Callable[[dict[str, Any], str | Path], Path | None]] = {
     "chain": chain_chart,
     "kvcomm": kvcomm_chart,
     "frameworks": framework_chart,
+    "demo": framework_chart,
 }
 """Benchmark name (the payload's ``benchmark`` field) to its chart."""
 
@@ -217,5 +218,5 @@ CHARTS: dict[str, Callable[[dict[str, Any], str | Path], Path | None]] = {
 def redraw(path: str | Path) -> Path | None:
     """Draw the chart of a saved results JSON again (beside it, as .png)."""
     payload = json.loads(Path(path).read_text())
-    chart = CHARTS.get(payload.get("benchmark", "frameworks" if "rows" in payload else ""))
+    chart = CHARTS.get(payload.get("benchmark", ""))
     return chart(payload, Path(path).with_suffix(".png")) if chart else None
