@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import time
 
 from autogen_agentchat.agents import AssistantAgent
 from autogen_agentchat.base import ChatAgent, Team
@@ -63,19 +62,15 @@ def text_team(llm: HuggingFaceConnector, tokens: int, messages: int) -> RoundRob
 
 async def run(
     llm: HuggingFaceConnector, team: RoundRobinGroupChat, task: str | None
-) -> tuple[list[str], list[Usage], float]:
-    """Run the team; return (speakers, per-call usage, wall seconds)."""
+) -> tuple[list[str], list[Usage]]:
+    """Run the team; return (speakers, per-call usage)."""
     with llm.record() as calls:
-        start = time.perf_counter()
         result = await team.run(task=task)
-        wall = time.perf_counter() - start
     speakers = [m.source for m in result.messages if isinstance(m, BaseChatMessage)]
-    return [s for s in speakers if s != "user"], list(calls), wall
+    return [s for s in speakers if s != "user"], list(calls)
 
 
-def report(
-    title: str, speakers: list[str], calls: list[Usage], wall: float, first: int = 1
-) -> None:
+def report(title: str, speakers: list[str], calls: list[Usage], first: int = 1) -> None:
     print(f"\n{title}")
     print(f"{'turn':>4}  {'agent':<8} {'prompt':>7} {'reused':>7} {'prefilled':>9}")
     for turn, (name, usage) in enumerate(zip(speakers, calls), first):
@@ -84,7 +79,7 @@ def report(
             f"{usage.prefilled_tokens:>9}"
         )
     prefilled = sum(u.prefilled_tokens for u in calls)
-    print(f"      total prefilled {prefilled} tokens, {wall:.2f} s")
+    print(f"      total prefilled {prefilled} tokens")
 
 
 async def main(model: str, tokens: int) -> None:

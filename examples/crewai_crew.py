@@ -71,7 +71,10 @@ def run(connector: HuggingFaceConnector, *, latent: bool, tokens: int) -> list[s
         )
     handle = context_of(result.tasks_output[-1])
     if handle is not None:
-        print(f"       the last task's output carries {handle!r}")
+        print(
+            f"       the last task's output carries a context of {handle.seq_len} positions "
+            f"({handle.nbytes / 1e6:.2f} MB, {handle.identity.short()})"
+        )
     return [o.raw for o in result.tasks_output]
 
 
