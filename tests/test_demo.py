@@ -7,9 +7,10 @@ write results.json in the documented shape and a chart, with latent prefilling l
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
+
+from frameworks_here import installed
 
 from avp_core.bench.frameworks import FRAMEWORKS
 from avp_core.cli import main
@@ -17,14 +18,9 @@ from avp_core.cli import main
 ROW_KEYS = {"framework", "mode", "agents", "prefilled_tokens", "reused_tokens", "ttft_s", "wall_s"}
 
 
-def _installed() -> list[str]:
-    module = {"langgraph": "langgraph", "crewai": "crewai", "autogen": "autogen_agentchat"}
-    return [name for name in FRAMEWORKS if importlib.util.find_spec(module[name]) is not None]
-
-
 def test_demo_writes_the_documented_results(tmp_path, capsys):
     only = os.environ.get("AVP_SUITE_FRAMEWORK")
-    frameworks = [only] if only else _installed()
+    frameworks = [only] if only else installed()
     args = ["demo", "--model", "tiny-qwen2", "--agents", "3", "--out", str(tmp_path)]
     if frameworks:
         args += ["--frameworks", ",".join(frameworks)]
@@ -43,7 +39,7 @@ def test_demo_writes_the_documented_results(tmp_path, capsys):
 
 
 def test_a_missing_framework_is_one_line_not_a_traceback(tmp_path, capsys):
-    missing = [name for name in FRAMEWORKS if name not in _installed()]
+    missing = [name for name in FRAMEWORKS if name not in installed()]
     if not missing:
         return  # every framework is installed here: nothing to skip
     args = ["demo", "--model", "tiny-qwen2", "--agents", "2", "--frameworks", missing[0]]

@@ -18,6 +18,7 @@ from importlib import import_module, metadata
 from pathlib import Path
 
 import pytest
+from frameworks_here import FRAMEWORK_MODULES
 
 from avp_core.cli import build_parser
 
@@ -25,11 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 PAGES = sorted(p for p in DOCS.glob("*.md") if "```python" in p.read_text())
 ALL_PAGES = [*sorted(DOCS.glob("*.md")), ROOT / "README.md"]
-FRAMEWORK_PAGES = {
-    "langgraph.md": "langgraph",
-    "crewai.md": "crewai",
-    "autogen.md": "autogen_agentchat",
-}
+FRAMEWORK_PAGES = {f"{name}.md": module for name, module in FRAMEWORK_MODULES.items()}
 BLOCK = re.compile(r"```(\w*)\n(.*?)```", re.S)
 INCLUDE = re.compile(r'^--8<-- "([^"]+)"$')
 

@@ -8,7 +8,6 @@ output is recorded with the framework versions in constraints.txt; under other v
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import subprocess
@@ -18,6 +17,7 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
+from frameworks_here import FRAMEWORK_MODULES, installed
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
@@ -25,19 +25,19 @@ PINNED = dict(re.findall(r"^([\w-]+)==(\S+)$", (ROOT / "constraints.txt").read_t
 DISTRIBUTIONS = {"langgraph": "langgraph", "crewai": "crewai", "autogen": "autogen-agentchat"}
 BUDGET_S = 60
 """Issue 8: every example runs in under a minute on two CPU cores."""
-NEEDS = {"langgraph": "langgraph", "crewai": "crewai", "autogen": "autogen_agentchat"}
-
-
-def _pinned_versions(path: Path) -> bool:
-    """Whether the example's framework (if any) is at the version constraints.txt pins."""
-    prefix = next((p for p in DISTRIBUTIONS if path.name.startswith(p)), None)
-    if prefix is None:
-        return True
-    return metadata.version(DISTRIBUTIONS[prefix]) == PINNED[DISTRIBUTIONS[prefix]]
 
 
 def _framework(path: Path) -> str | None:
-    return next((module for prefix, module in NEEDS.items() if path.name.startswith(prefix)), None)
+    """The framework an example uses (its file-name prefix), or None for core examples."""
+    return next((name for name in FRAMEWORK_MODULES if path.name.startswith(name)), None)
+
+
+def _pinned_versions(framework: str | None) -> bool:
+    """Whether the framework (if any) is at the version constraints.txt pins."""
+    return (
+        framework is None
+        or metadata.version(DISTRIBUTIONS[framework]) == PINNED[DISTRIBUTIONS[framework]]
+    )
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[p.name for p in EXAMPLES])
@@ -45,8 +45,9 @@ def test_example_runs(example):
     only = os.environ.get("AVP_SUITE_FRAMEWORK")  # set by a framework's tox env
     if only and not example.name.startswith(only):
         pytest.skip(f"the {only} env runs only its own examples")
-    module = _framework(example)
-    if module and not only and importlib.util.find_spec(module) is None:
+    framework = _framework(example)
+    if framework and not only and framework not in installed():
+        module = FRAMEWORK_MODULES[framework]
         pytest.skip(f"{module} is not installed here (its tox env runs this example)")
     start = time.perf_counter()
     result = subprocess.run(
@@ -58,7 +59,7 @@ def test_example_runs(example):
     shown = example.parent / "output" / f"{example.stem}.txt"
     if shown.exists():
         expected, printed = shown.read_text(), result.stdout
-        if not _pinned_versions(example):
+        if not _pinned_versions(framework):
             expected, printed = re.sub(r"\d+", "N", expected), re.sub(r"\d+", "N", printed)
         assert printed == expected, f"{shown} no longer matches what it prints"
     print(f"{example.name}: {elapsed:.1f} s")
