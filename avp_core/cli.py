@@ -17,6 +17,7 @@ BENCHMARKS: dict[str, str] = {
     "frameworks": "avp_core.bench.frameworks",
     "chain": "avp_core.bench.chain",
     "kvcomm": "avp_core.bench.kvcomm",
+    "fidelity": "avp_core.bench.fidelity",
 }
 
 

@@ -27,7 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from avp_core._corpus import corpus
+from avp_core import real_models
 from avp_core.errors import ModelNotFoundError
+from avp_core.real_models import REAL_MODELS
 
 #: Bump when anything that changes the written files changes (weights, tokenizer, templates).
 RECIPE_VERSION = 1
@@ -192,16 +194,27 @@ _SPECS: dict[str, _ModelSpec] = {
     ),
 }
 
-NAMES: tuple[str, ...] = tuple(_SPECS)
+RANDOM_NAMES: tuple[str, ...] = tuple(_SPECS)
+NAMES: tuple[str, ...] = (*_SPECS, *REAL_MODELS)
+"""Every built-in name: the random-weight models, then the real trained ones."""
 
 
 def _spec(name: str) -> _ModelSpec:
+    if name in REAL_MODELS:
+        raise _unknown(name)
     try:
         return _SPECS[name]
     except KeyError:
-        raise ModelNotFoundError(
-            f"unknown built-in model {name!r}; valid names: {', '.join(NAMES)}"
-        ) from None
+        raise _unknown(name) from None
+
+
+def _unknown(name: str) -> ModelNotFoundError:
+    return ModelNotFoundError(f"unknown built-in model {name!r}; valid names: {', '.join(NAMES)}")
+
+
+def _check_name(name: str) -> None:
+    if name not in NAMES:
+        raise _unknown(name)
 
 
 @cache
@@ -340,7 +353,10 @@ def quiet_progress() -> Iterator[None]:
 
 
 def _tag(name: str) -> str:
-    """Version tag of a recipe: changes whenever the recipe, spec or corpus changes."""
+    """Version tag of a recipe: changes whenever the recipe, spec or corpus changes (for a
+    real model: whenever its GGUF file or the converter changes)."""
+    if name in REAL_MODELS:
+        return real_models.tag(name)
     spec = _spec(name)
     blob = json.dumps(
         [RECIPE_VERSION, repr(spec), repr(_TOKENIZERS[spec.tokenizer]), corpus()], sort_keys=True
@@ -362,16 +378,20 @@ def build(name: str, path: str | os.PathLike[str] | None = None) -> Path:
     Without ``path`` the model is built once into :func:`cache_dir` (``<cache>/<name>/<tag>``)
     and reused; with ``path`` it is (re)written there. Writes are atomic: files are built in
     a temporary sibling directory that is renamed into place, so concurrent builders never
-    see a half-written directory. Unknown names raise :class:`ModelNotFoundError`.
+    see a half-written directory. Unknown names raise :class:`ModelNotFoundError`, and so
+    does a real model whose wheel is not installed (the message says how to install it).
     """
-    spec = _spec(name)
+    _check_name(name)
     dest = Path(path) if path is not None else cache_dir() / name / _tag(name)
     if path is None and (dest / "config.json").is_file():
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
     try:
-        _write(spec, tmp)
+        if name in REAL_MODELS:
+            real_models.write(name, tmp)
+        else:
+            _write(_spec(name), tmp)
         tmp.chmod(0o755)
         if path is None and (dest / "config.json").is_file():
             return dest  # another builder finished first: keep its copy
@@ -391,6 +411,9 @@ def build(name: str, path: str | os.PathLike[str] | None = None) -> Path:
 
 def describe(name: str) -> dict[str, Any]:
     """Architecture, exact parameter count and purpose of built-in model ``name`` (no build)."""
+    if name in REAL_MODELS:
+        real = REAL_MODELS[name]
+        return {"name": name, **real.facts, "purpose": real.purpose}
     import torch
     from transformers import AutoModelForCausalLM
 

@@ -17,9 +17,14 @@ def _color(series: str) -> str | None:
     """Text (the baseline) grey, exact latent blue, approximate (thinking) orange."""
     if series in ("text", "dense"):
         return "#9aa5b1"
-    if series == "latent":
+    if series in ("latent", "exact"):
         return "#2b7bb9"
-    return "#e07b39" if series.startswith("thinking") else None
+    if series == "handoff":
+        return "#5aa469"
+    if series.startswith("thinking"):  # darker orange for more steps
+        shades = {"thinking-5": "#f3b27a", "thinking-10": "#e07b39", "thinking-20": "#a8501a"}
+        return shades.get(series.split(" ")[0], "#e07b39")
+    return None
 
 
 Panel = tuple[str, Sequence[str], Mapping[str, Sequence[float]]]
@@ -204,6 +209,28 @@ def codec_chart(payload: dict[str, Any], path: str | Path) -> Path | None:
     )
 
 
+def fidelity_chart(payload: dict[str, Any], path: str | Path) -> Path | None:
+    """Accuracy and agreement with text per path and shape, and prefilled tokens per path."""
+    rows = payload["rows"]
+    shapes = list(dict.fromkeys(r["shape"] for r in rows))
+    names = list(dict.fromkeys(r["path"] for r in rows))
+    by = {(r["shape"], r["path"]): r for r in rows}
+
+    def series(key: str, scale: float = 1.0) -> dict[str, list[float]]:
+        return {name: [by[(shape, name)][key] * scale for shape in shapes] for name in names}
+
+    tasks = by[("all", "text")]["tasks"]
+    return bars(
+        path,
+        f"Answers on {payload['model']}: {tasks} fact tasks, every handoff path",
+        [
+            ("accuracy (%), higher is better", shapes, series("accuracy", 100)),
+            ("agreement with text (%)", shapes, series("agreement", 100)),
+            ("prefilled tokens, lower is better", shapes, series("prefilled_tokens")),
+        ],
+    )
+
+
 CHARTS: dict[str, Callable[[dict[str, Any], str | Path], Path | None]] = {
     "codec": codec_chart,
     "handoff": handoff_chart,
@@ -211,6 +238,7 @@ CHARTS: dict[str, Callable[[dict[str, Any], str | Path], Path | None]] = {
     "kvcomm": kvcomm_chart,
     "frameworks": framework_chart,
     "demo": framework_chart,
+    "fidelity": fidelity_chart,
 }
 """Benchmark name (the payload's ``benchmark`` field) to its chart."""
 
