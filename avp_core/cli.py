@@ -179,7 +179,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="run the text vs latent demo on a built-in model")
-    demo.add_argument("--model", default="bench-qwen2", help="built-in model name or a path")
+    demo.add_argument(
+        "--model",
+        default="smollm2-135m",
+        help="built-in model name or a checkpoint path (default: the real smollm2-135m; "
+        "bench-qwen2 for speed at a larger random-weight shape)",
+    )
     demo.add_argument(
         "--frameworks",
         default="langgraph,crewai,autogen",

@@ -1,9 +1,12 @@
 """``avp-suite demo``: the same N-agent pipeline in every installed framework, text and latent.
 
-On the built-in ``bench-qwen2`` by default: a shared ~1,000-token document, a role per agent,
-64-token greedy answers. Prints one table, writes ``results.json`` and a PNG chart to
-``--out``. Frameworks that are not installed are skipped with the command that adds them;
-with none installed, it runs the chain on the bare connector.
+On the real built-in ``smollm2-135m`` by default: a shared ~500-token document, a role per
+agent, greedy answers that end at the model's end of turn. Prints the final answer of the
+text run and of the latent run side by side, one table of prefilled tokens and times, and
+writes ``results.json`` and a PNG chart to ``--out``. On a random-weight built-in
+(``--model bench-qwen2``) the document is ~1,000 tokens and answers a fixed 64 tokens.
+Frameworks that are not installed are skipped with the command that adds them; with none
+installed, it runs the chain on the bare connector.
 """
 
 from __future__ import annotations
@@ -18,11 +21,14 @@ from .bench.common import machine, write_json
 from .bench.frameworks import FRAMEWORKS, load, print_rows, run_framework
 from .bench.workload import ChainWorkload
 
-RUNS = 3
+RUNS = 2
 """Interleaved runs per mode after one warm-up each; figures are medians."""
+
+ANSWER_WIDTH = 96
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    from . import models
     from .connectors.hf import HuggingFaceConnector
 
     names = [f.strip() for f in args.frameworks.split(",") if f.strip()]
@@ -43,17 +49,26 @@ def run_demo(args: argparse.Namespace) -> int:
             "(python -m pip install -c constraints.txt '.[all]' adds the frameworks)"
         )
         modules = {"connector": chain}
-    workload = ChainWorkload.for_tokenizer(connector.tokenizer, agents=args.agents)
-    steps = len(modules) * 2 * RUNS
+    if args.model in models.RANDOM_NAMES:  # random weights never stop: fixed-length answers
+        workload = ChainWorkload.for_tokenizer(connector.tokenizer, agents=args.agents)
+    else:
+        workload = ChainWorkload.for_tokenizer(
+            connector.tokenizer, agents=args.agents, doc_tokens=500, answer_tokens=48,
+            ignore_eos=False,
+        )  # fmt: skip
+    steps = len(modules) * 2 * (RUNS + 1)
     rows: list[dict[str, Any]] = []
     with _progress(steps) as advance:
         for name, module in modules.items():
             rows += run_framework(name, module, connector, workload, RUNS, progress=advance)
     print()
+    length = "up to " if not workload.ignore_eos else ""
     print(
         f"{args.agents} agents on {args.model}: shared {len(workload.document)}-char document, "
-        f"{workload.answer_tokens}-token greedy answers; medians of {RUNS} interleaved runs"
+        f"{length}{workload.answer_tokens}-token greedy answers; medians of {RUNS} interleaved "
+        f"runs after a warm-up; {machine_line()}"
     )
+    print_answers(rows)
     print_rows(rows)
     results = {
         "benchmark": "demo",
@@ -65,6 +80,28 @@ def run_demo(args: argparse.Namespace) -> int:
     }
     write_json(out / "results.json", results)  # and results.png
     return 0
+
+
+def machine_line() -> str:
+    """Threads and load: what the times were measured under."""
+    info = machine()
+    load = info.get("load_avg")
+    return f"{info.get('torch_threads', '?')} torch threads, load average {load[0] if load else '?'}"
+
+
+def print_answers(rows: list[dict[str, Any]]) -> None:
+    """The last agent's answer of the text run and of the latent run, per framework."""
+    by = {(r["framework"], r["mode"]): r for r in rows}
+    for framework in dict.fromkeys(r["framework"] for r in rows):
+        text, latent = by[(framework, "text")], by[(framework, "latent")]
+        same = "same answer" if text["answer"] == latent["answer"] else "answers differ"
+        print(f"{framework}: {same} (latent path: {latent.get('latent_path') or 'latent'})")
+        for mode, row in (("text", text), ("latent", latent)):
+            answer = " ".join(row["answer"].split())
+            if len(answer) > ANSWER_WIDTH:
+                answer = answer[: ANSWER_WIDTH - 3] + "..."
+            print(f"  {mode:>6}: {answer}")
+    print()
 
 
 class _progress:

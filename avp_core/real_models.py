@@ -102,7 +102,10 @@ def write(name: str, out: Path) -> None:
 
     from .models import quiet_progress
 
+    import sys
+
     path = gguf_path(name)
+    print(f"converting {name} from {path.name} once (about 20 s) ...", file=sys.stderr, flush=True)
     try:
         import gguf  # noqa: F401  (transformers' GGUF loader needs it)
     except ImportError:

