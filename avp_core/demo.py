@@ -86,7 +86,9 @@ def machine_line() -> str:
     """Threads and load: what the times were measured under."""
     info = machine()
     load = info.get("load_avg")
-    return f"{info.get('torch_threads', '?')} torch threads, load average {load[0] if load else '?'}"
+    return (
+        f"{info.get('torch_threads', '?')} torch threads, load average {load[0] if load else '?'}"
+    )
 
 
 def print_answers(rows: list[dict[str, Any]]) -> None:

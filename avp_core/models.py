@@ -26,8 +26,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from avp_core._corpus import corpus
 from avp_core import real_models
+from avp_core._corpus import corpus
 from avp_core.errors import ModelNotFoundError
 from avp_core.real_models import REAL_MODELS
 

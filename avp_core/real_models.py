@@ -97,12 +97,12 @@ def tag(name: str) -> str:
 
 def write(name: str, out: Path) -> None:
     """Dequantize real model ``name`` and write it as a Hugging Face directory into ``out``."""
+    import sys
+
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
     from .models import quiet_progress
-
-    import sys
 
     path = gguf_path(name)
     print(f"converting {name} from {path.name} once (about 20 s) ...", file=sys.stderr, flush=True)

@@ -6,6 +6,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from .context import AVPContext, common_prefix_length
 from .errors import InvalidRequestError
@@ -116,3 +117,12 @@ class ContextStore:
         deadline = self._clock() - self.ttl_s
         for key in [k for k, (_, added) in self._entries.items() if added < deadline]:
             self._remove(key)
+
+
+def reusable_prefix(store: ContextStore, connector: Any, messages: Any) -> AVPContext | None:
+    """The context in ``store`` that shares the longest token prefix with ``messages`` as
+    ``connector`` renders them and that its model may reuse (LATENT handshake), or None."""
+    context, shared = store.longest_prefix(
+        connector.prompt_ids(messages), accept=lambda c: connector.check_context(c).latent
+    )
+    return context if shared else None

@@ -17,9 +17,9 @@ from typing import Any
 from .common import machine, table, write_json
 from .workload import ChainRun, ChainWorkload, measure
 
-
 LATENT_PATH = "handoff: each agent continues the last context (other prompts than text)"
 """How the latent run reuses KV (the demo prints it beside the answers)."""
+
 
 class _ConnectorChain:
     """``run_chain`` for the bare connector, with an optional latent-thinking variant."""

@@ -121,7 +121,8 @@ def make_tasks(
             body.append(sentence)
             tokens += len(tokenizer(sentence + " ", add_special_tokens=False)["input_ids"])
         slots = sorted(rng.sample(range(1, len(body)), len(statements)))
-        for offset, (slot, statement) in enumerate(zip(slots, rng.sample(statements, len(statements)))):
+        shuffled = rng.sample(statements, len(statements))
+        for offset, (slot, statement) in enumerate(zip(slots, shuffled)):
             body.insert(slot + offset, statement)
         third = len(body) // 3
         parts = (

@@ -124,7 +124,7 @@ def _conversation(runner: _Runner, task: FactTask, path: str) -> str:
     conversation = [_turn("system", SYSTEM), _task_turn(task, task.document)]
     context = None
     steps = _steps(path)
-    for index, (role, instruction, tokens) in enumerate(agents):
+    for index, (_, instruction, tokens) in enumerate(agents):
         last = index == len(agents) - 1
         if path in ("text", "exact") or index == 0:
             turns = [*conversation, _turn("user", instruction)]
@@ -146,10 +146,10 @@ def _conversation(runner: _Runner, task: FactTask, path: str) -> str:
 
 def _fanout(runner: _Runner, task: FactTask, path: str) -> str:
     """Three readers, each of a third of the document, then one aggregator."""
-    *readers, (role, instruction, tokens) = agents_of(task)
+    *readers, (_, instruction, tokens) = agents_of(task)
     steps = _steps(path)
     context = None
-    notes = []
+    notes: list[str] = []
     for part, (_, read, read_tokens) in zip(task.parts, readers):
         turns = [_task_turn(task, part), _turn("user", read)]
         if path in ("text", "exact") or context is None:
@@ -278,7 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--model", default="smollm2-135m", help="built-in name or a path")
     parser.add_argument("--tasks", type=int, default=60, help="number of tasks (default 60)")
-    parser.add_argument("--full", action="store_true", help="210 tasks, documents up to 1,500 tokens")
+    parser.add_argument(
+        "--full", action="store_true", help="210 tasks, documents up to 1,500 tokens"
+    )
     parser.add_argument("--seed", type=int, default=0, help="task set seed")
     parser.add_argument("--max-doc-tokens", type=int, default=700, help="longest document")
     parser.add_argument(
@@ -293,7 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = build_parser().parse_args(argv)
-    count, longest = (max(args.tasks, 210), 1500) if args.full else (args.tasks, args.max_doc_tokens)
+    count, longest = (
+        (max(args.tasks, 210), 1500) if args.full else (args.tasks, args.max_doc_tokens)
+    )
     steps = tuple(int(s) for s in args.think_steps.split(",") if s.strip())
 
     from transformers import AutoTokenizer
@@ -301,7 +305,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from .. import models
 
     path = models.build(args.model) if args.model in models.NAMES else args.model
-    tasks = make_tasks(AutoTokenizer.from_pretrained(path), count, seed=args.seed, max_tokens=longest)
+    tasks = make_tasks(
+        AutoTokenizer.from_pretrained(path), count, seed=args.seed, max_tokens=longest
+    )
     names = paths(steps)
     start = time.perf_counter()
 

@@ -2,9 +2,10 @@
 
 A ~1,000-token document and a question go to a chain of agents; each agent has a role and
 answers with greedy tokens (a fixed number with EOS ignored for random-weight models, up to
-the end of its turn for a real one) after reading the document and the answers before it. Each framework adapter implements ``run_chain(connector, workload, *,
-latent)`` in ``avp_<framework>.chain``; :func:`measure` runs it once and reads the usage of
-every model call from the connector.
+the end of its turn for a real one) after reading the document and the answers before it.
+Each framework adapter implements ``run_chain(connector, workload, *, latent)`` in
+``avp_<framework>.chain``; :func:`measure` runs it once and reads the usage of every model
+call from the connector.
 """
 
 from __future__ import annotations

@@ -22,9 +22,9 @@ from .agent import AVPAssistantAgent
 from .client import AVPChatCompletionClient
 from .messages import LatentMessage
 
-
 LATENT_PATH = "handoff: each agent continues the last context (other prompts than text)"
 """How the latent run reuses KV (the demo prints it beside the answers)."""
+
 
 def build_team(connector: Any, workload: ChainWorkload, *, latent: bool) -> RoundRobinGroupChat:
     """A round-robin team of ``workload.agents`` agents that stops after one turn each."""

@@ -30,7 +30,7 @@ from autogen_core.tools import Tool, ToolSchema
 from pydantic import BaseModel
 
 from avp_core.connectors.hf import Generation, HuggingFaceConnector, Usage
-from avp_core.store import ContextStore
+from avp_core.store import ContextStore, reusable_prefix
 
 from ._threads import stream_in_thread
 
@@ -151,13 +151,7 @@ class AVPChatCompletionClient(ChatCompletionClient):
         chat = to_chat(messages)
 
         def produce() -> Any:  # in the worker thread: rendering and lookup too
-            context = None
-            if self._latent:
-                context, shared = self._store.longest_prefix(
-                    self._connector.prompt_ids(chat),
-                    accept=lambda c: self._connector.check_context(c).latent,
-                )
-                context = context if shared else None
+            context = reusable_prefix(self._store, self._connector, chat) if self._latent else None
             return self._connector.generate_stream(chat, context=context, **options)
 
         generation: Generation | None = None

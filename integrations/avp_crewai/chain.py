@@ -15,9 +15,9 @@ from crewai import Agent, Crew, Process, Task
 from .crew import LatentCrew
 from .llm import AVPLLM
 
-
 LATENT_PATH = "handoff: each task continues the whole chain (other prompts than text)"
 """How the latent run reuses KV (the demo prints it beside the answers)."""
+
 
 def build_crew(connector: Any, workload: Any, *, latent: bool) -> Crew:
     """The chain as a crew (not yet kicked off)."""
@@ -26,7 +26,10 @@ def build_crew(connector: Any, workload: Any, *, latent: bool) -> Crew:
     for index in range(workload.agents):
         name, instruction = workload.role(index)
         llm = AVPLLM(
-            connector, latent=latent, max_new_tokens=workload.answer_tokens, ignore_eos=workload.ignore_eos
+            connector,
+            latent=latent,
+            max_new_tokens=workload.answer_tokens,
+            ignore_eos=workload.ignore_eos,
         )
         agent = Agent(
             role=name,

@@ -23,8 +23,9 @@ from crewai.utilities.exceptions.context_window_exceeding_exception import (
     LLMContextLengthExceededError,
 )
 
-from avp_core import AVPContext, HuggingFaceConnector, InvalidRequestError
+from avp_core import AVPContext, ContextStore, HuggingFaceConnector, InvalidRequestError
 from avp_core.connectors.hf import Generation
+from avp_core.store import reusable_prefix
 
 from . import run as _run
 
@@ -49,12 +50,13 @@ def _accepted(method: Callable[..., Any], **options: Any) -> dict[str, Any]:
 
 
 class _Shared:
-    """Holds the connector: copies of an AVPLLM (even deep ones) share its model."""
+    """Holds the connector and context cache: copies of an AVPLLM (even deep ones) share them."""
 
-    __slots__ = ("connector",)
+    __slots__ = ("cache", "connector")
 
-    def __init__(self, connector: HuggingFaceConnector) -> None:
+    def __init__(self, connector: HuggingFaceConnector, cache: ContextStore | None) -> None:
         self.connector = connector
+        self.cache = cache
 
     def __deepcopy__(self, memo: dict[int, Any]) -> _Shared:
         return self
@@ -64,6 +66,10 @@ class AVPLLM(BaseLLM):
     """A crewai LLM backed by a local Hugging Face model, with latent handoff in a LatentCrew.
 
     ``latent=False`` makes it a plain text LLM (the baseline): it never continues a context.
+    ``context_cache`` (latent only): every call stores its context there and reuses the one
+    sharing the longest exact token prefix with its prompt (the shared layout: the output
+    equals the text path), so repeated kickoffs, ``kickoff_for_each`` over inputs that share a
+    prefix, and an agent's later calls in a task prefill only what is new.
     """
 
     def __init__(
@@ -77,6 +83,7 @@ class AVPLLM(BaseLLM):
         seed: int | None = None,
         stop: list[str] | None = None,
         ignore_eos: bool = False,
+        context_cache: ContextStore | None = None,
         model: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -96,7 +103,7 @@ class AVPLLM(BaseLLM):
         )
         self.top_p = top_p
         self.seed = seed
-        self._shared = _Shared(connector)
+        self._shared = _Shared(connector, context_cache)
         self._latent = bool(latent)
         self._max_new_tokens = int(max_new_tokens)
         self._ignore_eos = bool(ignore_eos)
@@ -227,7 +234,11 @@ class AVPLLM(BaseLLM):
             task_key = _run.task_key(from_task)
             handoff = run.continuation(task_key, self) if run and self._latent else None
             self._check_window(chat, handoff)
-            generation = self._generate(chat, handoff, from_task, from_agent)
+            cache = self._shared.cache if self._latent else None
+            prefix = reusable_prefix(cache, self.connector, chat) if cache and not handoff else None
+            generation = self._generate(chat, handoff, prefix, from_task, from_agent)
+            if cache is not None:
+                cache.put(generation.context)
             text = generation.text
             if hasattr(self, "_invoke_after_llm_call_hooks"):
                 text = self._invoke_after_llm_call_hooks(
@@ -297,12 +308,13 @@ class AVPLLM(BaseLLM):
         self,
         chat: list[dict[str, Any]],
         handoff: AVPContext | None,
+        prefix: AVPContext | None,
         from_task: Any | None,
         from_agent: Any | None,
     ) -> Generation:
         stream: Iterator[str | Generation] = self.connector.generate_stream(
             chat,
-            context=handoff,
+            context=handoff or prefix,
             layout="handoff" if handoff is not None else "shared",
             max_new_tokens=self._max_new_tokens,
             temperature=self.temperature or 0.0,
