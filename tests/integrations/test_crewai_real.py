@@ -1,0 +1,65 @@
+"""CrewAI on the real model (SmolLM2-135M-Instruct): the exact latent path equals text."""
+
+from __future__ import annotations
+
+from avp_crewai import AVPLLM
+from crewai import Agent, Crew, Process, Task
+from test_crewai import _offline_crewai  # noqa: F401  (crewai offline, quiet, own storage)
+
+from avp_core import ContextStore
+
+DOCUMENT = (
+    "The Brenmoor ferry leaves the north pier at seven. It carries bicycles but not cars. "
+    "The crossing takes forty minutes, and the cafe on board sells tea and almond cake."
+)
+TOKENS = 64
+
+
+def crew(llm: AVPLLM) -> Crew:
+    reader = Agent(
+        role="reader",
+        goal="Report what a document says.",
+        backstory="You read travel documents closely.",
+        llm=llm,
+        allow_delegation=False,
+    )
+    writer = Agent(
+        role="writer",
+        goal="Write short travel tips.",
+        backstory="You turn notes into tips.",
+        llm=llm,
+        allow_delegation=False,
+    )
+    read = Task(
+        description=f"Document: {DOCUMENT}\n\nWhat does it say about {{topic}}?",
+        expected_output="One sentence.",
+        agent=reader,
+    )
+    tip = Task(
+        description="Give one tip about {topic} for a traveller.",
+        expected_output="One sentence.",
+        agent=writer,
+        context=[read],
+    )
+    return Crew(agents=[reader, writer], tasks=[read, tip], process=Process.sequential)
+
+
+def kickoffs(connector, llm: AVPLLM) -> tuple[list[list[str]], list]:
+    inputs = [{"topic": "bicycles"}, {"topic": "the cafe"}]
+    with connector.record() as calls:
+        outputs = crew(llm).kickoff_for_each(inputs=inputs)
+    return [[t.raw for t in output.tasks_output] for output in outputs], calls
+
+
+def test_cached_latent_crew_gives_the_text_crews_answers_and_stops_at_end_of_turn(smollm2):
+    text, text_calls = kickoffs(smollm2, AVPLLM(smollm2, latent=False, max_new_tokens=TOKENS))
+    cached = AVPLLM(smollm2, max_new_tokens=TOKENS, context_cache=ContextStore())
+    latent, latent_calls = kickoffs(smollm2, cached)
+    assert latent == text and all(answer.strip() for run in text for answer in run)
+    assert [c.completion_tokens for c in latent_calls] == [c.completion_tokens for c in text_calls]
+    assert all(c.completion_tokens < TOKENS for c in text_calls)  # each ended at <|im_end|>
+    assert all(c.reused_tokens == 0 for c in text_calls)
+    # the second input's calls continue the first input's prompts up to where {topic} differs
+    read, tip = latent_calls[len(latent_calls) // 2 :]
+    assert read.reused_tokens > read.prompt_tokens // 2 and tip.reused_tokens > 0
+    assert sum(c.prefilled_tokens for c in latent_calls) < sum(c.prefilled_tokens for c in text_calls)

@@ -1,0 +1,65 @@
+"""LangGraph on the real model (SmolLM2-135M-Instruct): the exact latent path equals text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from avp_langgraph import AVPChatModel, context_of, to_chat
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+from langgraph.graph import END, START, MessagesState, StateGraph
+
+DOCUMENT = (
+    "The Brenmoor ferry leaves the north pier at seven. It carries bicycles but not cars. "
+    "The crossing takes forty minutes, and the cafe on board sells tea and almond cake."
+)
+ROLES = (
+    "Reader: what does the document say about the ferry? Answer in one sentence.",
+    "Checker: is anything in the reader's answer missing from the document?",
+    "Writer: give a one-line travel tip based on the document.",
+)
+
+
+def graph(model: AVPChatModel) -> Any:
+    built = StateGraph(MessagesState)
+    previous = START
+    for index, instruction in enumerate(ROLES):
+
+        def node(state: MessagesState, instruction: str = instruction) -> dict:
+            turn = HumanMessage(instruction)
+            return {"messages": [turn, model.invoke([*state["messages"], turn])]}
+
+        built.add_node(f"agent{index}", node)
+        built.add_edge(previous, f"agent{index}")
+        previous = f"agent{index}"
+    built.add_edge(previous, END)
+    return built.compile()
+
+
+START_STATE = {
+    "messages": [SystemMessage("You are a careful team."), HumanMessage(f"Document:\n{DOCUMENT}")]
+}
+
+
+def test_exact_latent_graph_gives_the_text_graphs_tokens_and_stops_at_end_of_turn(smollm2):
+    text = graph(AVPChatModel(connector=smollm2, latent=False, max_new_tokens=96))
+    latent = graph(AVPChatModel(connector=smollm2, max_new_tokens=96))
+    text_state, latent_state = text.invoke(START_STATE), latent.invoke(START_STATE)
+    text_replies = [m for m in text_state["messages"] if isinstance(m, AIMessage)]
+    latent_replies = [m for m in latent_state["messages"] if isinstance(m, AIMessage)]
+    assert [m.content for m in latent_replies] == [m.content for m in text_replies]
+    assert all(m.content.strip() for m in text_replies)  # readable answers, not empty
+    for a, b in zip(text_replies, latent_replies):
+        assert context_of(a).sequence == context_of(b).sequence  # same prompt and answer ids
+        assert a.response_metadata["finish_reason"] == b.response_metadata["finish_reason"]
+        assert b.response_metadata["finish_reason"] == "stop"
+    assert all(m.usage_metadata["input_token_details"]["cache_read"] > 0 for m in latent_replies[1:])
+    assert all(m.usage_metadata["input_token_details"]["cache_read"] == 0 for m in text_replies)
+
+    # the last agent's prompt as the graph built it: same first-token logits with and without
+    # the previous agent's context
+    prompt = to_chat(latent_state["messages"][:-1])
+    dense = smollm2.generate(prompt, max_new_tokens=1)
+    reused = smollm2.generate(prompt, max_new_tokens=1, context=context_of(latent_replies[-2]))
+    assert reused.usage.reused_tokens > dense.usage.prompt_tokens // 2
+    assert torch.allclose(reused.first_logits, dense.first_logits, atol=1e-4, rtol=0)
