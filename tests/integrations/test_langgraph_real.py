@@ -53,6 +53,7 @@ def test_exact_latent_graph_gives_the_text_graphs_tokens_and_stops_at_end_of_tur
         assert context_of(a).sequence == context_of(b).sequence  # same prompt and answer ids
         assert a.response_metadata["finish_reason"] == b.response_metadata["finish_reason"]
         assert b.response_metadata["finish_reason"] == "stop"
+
     def reused(message: AIMessage) -> int:
         return message.usage_metadata["input_token_details"]["cache_read"]
 
