@@ -52,3 +52,25 @@ def test_a_missing_framework_is_one_line_not_a_traceback(tmp_path, capsys):
 def test_an_unknown_framework_is_refused(tmp_path, capsys):
     assert main(["demo", "--frameworks", "haystack", "--out", str(tmp_path)]) == 2
     assert "unknown frameworks ['haystack']" in capsys.readouterr().err
+
+
+def test_the_default_demo_shows_real_answers_side_by_side(smollm2, tmp_path, capsys):
+    only = os.environ.get("AVP_SUITE_FRAMEWORK")
+    frameworks = [only] if only else installed()
+    args = ["demo", "--agents", "2", "--out", str(tmp_path)]  # the default model: smollm2-135m
+    if frameworks:
+        args += ["--frameworks", ",".join(frameworks)]
+    assert main(args) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["model"] == "smollm2-135m"
+    rows = {(r["framework"], r["mode"]): r for r in results["rows"]}
+    out = capsys.readouterr().out
+    for framework in frameworks or ["connector"]:
+        text, latent = rows[(framework, "text")], rows[(framework, "latent")]
+        assert text["answer"].strip() and latent["answer"].strip()  # the model wrote something
+        assert latent["prefilled_tokens"] < text["prefilled_tokens"]
+        if latent["latent_path"].startswith("exact"):
+            assert latent["answer"] == text["answer"]
+        verdict = "same answer" if latent["answer"] == text["answer"] else "answers differ"
+        assert f"{framework}: {verdict}" in out
+    assert " text: " in out and "latent: " in out and "load average" in out

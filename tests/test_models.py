@@ -61,7 +61,9 @@ def test_names() -> None:
         "tiny-other",
         "bench-qwen2",
         "bench-qwen2-500m",
+        "smollm2-135m",
     }
+    assert set(models.RANDOM_NAMES) == set(models.NAMES) - {"smollm2-135m"}
 
 
 @pytest.mark.parametrize("name", TINY)
