@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ._args import positive_int
 from .errors import AVPError, InvalidRequestError
 
 BENCHMARKS: dict[str, str] = {
@@ -172,13 +173,30 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _summary(module: str) -> str:
+    """The first line of a benchmark module's docstring, without importing it."""
+    import ast
+    from importlib.util import find_spec
+
+    spec = find_spec(module)
+    if spec is None or spec.origin is None:
+        return ""
+    doc = ast.get_docstring(ast.parse(Path(spec.origin).read_text())) or ""
+    return doc.split("\n", 1)[0].rstrip(".")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="avp-suite",
         description="Agent Vector Protocol for LangGraph, CrewAI and AutoGen.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="run the text vs latent demo on a built-in model")
+    demo = sub.add_parser(
+        "demo",
+        help="run the text vs latent demo on a built-in model",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     demo.add_argument(
         "--model",
         default="smollm2-135m",
@@ -190,21 +208,31 @@ def build_parser() -> argparse.ArgumentParser:
         default="langgraph,crewai,autogen",
         help="comma-separated; frameworks not installed are skipped",
     )
-    demo.add_argument("--agents", type=int, default=4)
+    demo.add_argument("--agents", type=positive_int, default=4, help="agents in the chain")
     demo.add_argument("--out", default="avp-demo", help="directory for results.json and the chart")
     demo.set_defaults(func=_cmd_demo)
     bench = sub.add_parser(
         "bench",
         help="run a benchmark (text vs latent side by side)",
-        epilog="Other options go to the benchmark (python -m avp_core.bench.NAME --help).",
+        description="Benchmarks (each prints text and latent side by side):\n"
+        + "\n".join(f"  {name:<10} {_summary(module)}" for name, module in BENCHMARKS.items())
+        + "\n  all        every benchmark above, in turn",
+        epilog="Other options go to the benchmark: python -m avp_core.bench.NAME --help.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     bench.add_argument("name", choices=[*BENCHMARKS, "all"])
     bench.add_argument("--out", help="directory for JSON results and charts")
     bench.add_argument("--reference-python", help="python of a venv with the reference avp 0.6.2")
     bench.set_defaults(func=_cmd_bench)
-    inspect = sub.add_parser("inspect", help="describe an AVP message file")
+    inspect = sub.add_parser(
+        "inspect",
+        help="describe an AVP message file",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     inspect.add_argument("file")
-    inspect.add_argument("--max-bytes", type=int, default=None)
+    inspect.add_argument(
+        "--max-bytes", type=positive_int, default=None, help="refuse larger messages"
+    )
     inspect.set_defaults(func=_cmd_inspect)
     return parser
 
@@ -221,8 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     except AVPError as exc:
         print(f"avp-suite {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
-    except FileNotFoundError as exc:
-        print(f"avp-suite {args.command}: {exc}", file=sys.stderr)
+    except OSError as exc:  # a file that is missing, a directory, unreadable
+        print(f"avp-suite {args.command}: {exc.strerror or exc}: {exc.filename}", file=sys.stderr)
         return 2
 
 

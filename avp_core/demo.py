@@ -31,6 +31,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from . import models
     from .connectors.hf import HuggingFaceConnector
 
+    models.check_name_or_path(args.model)  # before anything slow is imported or loaded
     names = [f.strip() for f in args.frameworks.split(",") if f.strip()]
     unknown = sorted(set(names) - set(FRAMEWORKS))
     if unknown:

@@ -409,6 +409,26 @@ def build(name: str, path: str | os.PathLike[str] | None = None) -> Path:
     return dest
 
 
+def check_name_or_path(name: str) -> None:
+    """Refuse at once, with no network and no model loaded, what cannot name a model: not a
+    built-in name, not an existing directory and not shaped like a Hub id (``owner/name``).
+    A real built-in whose wheel is missing says how to install it."""
+    import re
+
+    if name in REAL_MODELS:
+        real_models.gguf_path(name)
+    if name in NAMES or Path(name).expanduser().is_dir():
+        return
+    hub_like = re.fullmatch(r"[\w.-]+/[\w.-]+", name) and not name.startswith((".", "/"))
+    if hub_like and not Path(name).exists():
+        return
+    where = "no such directory" if ("/" in name or name.startswith((".", "~"))) else "unknown name"
+    raise ModelNotFoundError(
+        f"cannot load model {name!r}: {where}. Pass a built-in name ({', '.join(NAMES)}), "
+        "a checkpoint directory, or a Hub id (owner/name)"
+    )
+
+
 def describe(name: str) -> dict[str, Any]:
     """Architecture, exact parameter count and purpose of built-in model ``name`` (no build)."""
     if name in REAL_MODELS:

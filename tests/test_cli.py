@@ -63,3 +63,43 @@ def test_charts_redraw_from_saved_json(tmp_path):
     (tmp_path / "kvcomm.png").unlink()
     assert redraw(tmp_path / "kvcomm.json") == tmp_path / "kvcomm.png"
     assert (tmp_path / "kvcomm.png").exists()
+
+
+def _one_line_error(capsys, argv: list[str], *expected: str) -> None:
+    """Exit code 2, one message naming the problem, no traceback."""
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's usage error
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err, err
+    assert all(text in err for text in expected), err
+    assert ".." not in err.replace("...", "")  # no doubled full stop
+
+
+def test_inspect_of_a_directory_is_one_line(tmp_path, capsys):
+    _one_line_error(capsys, ["inspect", str(tmp_path)], "Is a directory", str(tmp_path))
+
+
+def test_bad_numbers_are_usage_errors(capsys):
+    _one_line_error(capsys, ["demo", "--agents", "0"], "--agents", "positive integer")
+    _one_line_error(capsys, ["inspect", "x.avp", "--max-bytes", "-1"], "--max-bytes")
+    _one_line_error(capsys, ["bench", "chain", "--agents", "0,2"], "--agents", "'0'")
+    _one_line_error(capsys, ["bench", "fidelity", "--tasks", "many"], "--tasks", "integer")
+
+
+def test_a_model_that_cannot_exist_is_refused_at_once(capsys):
+    for name, reason in (("nosuch-model", "unknown name"), ("/does/not/exist", "no such dir")):
+        _one_line_error(capsys, ["demo", "--model", name], repr(name), reason, "smollm2-135m")
+
+
+def test_help_shows_defaults_and_describes_every_benchmark(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    assert "(default: smollm2-135m)" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    out = capsys.readouterr().out
+    assert all(f"  {name} " in out for name in [*cli.BENCHMARKS, "all"])

@@ -14,6 +14,7 @@ import statistics
 import sys
 from typing import Any
 
+from .._args import non_negative_int, positive_int, positive_ints
 from .common import machine, table, write_json
 from .workload import ChainRun, ChainWorkload, measure
 
@@ -108,13 +109,15 @@ def sweep(
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="avp-suite bench chain", description=__doc__)
     parser.add_argument("--model", default="bench-qwen2")
-    parser.add_argument("--agents", default="2,4,8,16")
-    parser.add_argument("--doc-tokens", type=int, default=1000)
-    parser.add_argument("--answer-tokens", type=int, default=64)
-    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument(
+        "--agents", type=positive_ints, default="2,4,8,16", help="chain lengths, comma-separated"
+    )
+    parser.add_argument("--doc-tokens", type=positive_int, default=1000)
+    parser.add_argument("--answer-tokens", type=positive_int, default=64)
+    parser.add_argument("--runs", type=positive_int, default=2)
     parser.add_argument(
         "--think-steps",
-        type=int,
+        type=non_negative_int,
         default=20,
         help="latent steps per thinking agent (0: no thinking chain)",
     )
@@ -128,7 +131,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from ..connectors.hf import HuggingFaceConnector
 
     connector = HuggingFaceConnector.from_pretrained(args.model)
-    agents = [int(n) for n in args.agents.split(",")]
+    agents: list[int] = args.agents
     rows = sweep(
         connector, agents, args.runs, args.doc_tokens, args.answer_tokens, args.think_steps
     )

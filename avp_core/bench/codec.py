@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .._args import positive_int
 from .common import machine, median_time, table, write_json
 
 REFERENCE_SCRIPT = Path(__file__).with_name("_reference_codec.py")
@@ -85,12 +86,12 @@ def measure_reference(python: str, args: argparse.Namespace) -> dict[str, float]
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="avp-suite bench codec", description=__doc__)
-    parser.add_argument("--layers", type=int, default=28)
-    parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--dim", type=int, default=128)
-    parser.add_argument("--tokens", type=int, default=1024)
+    parser.add_argument("--layers", type=positive_int, default=28)
+    parser.add_argument("--heads", type=positive_int, default=4)
+    parser.add_argument("--dim", type=positive_int, default=128)
+    parser.add_argument("--tokens", type=positive_int, default=1024)
     parser.add_argument("--dtype", default="bfloat16", choices=["float32", "float16", "bfloat16"])
-    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--runs", type=positive_int, default=7)
     parser.add_argument("--reference-python", help="python of a venv with the reference avp 0.6.2")
     parser.add_argument("--out", help="write results JSON here")
     return parser

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._args import positive_int
 from .common import machine, table, write_json
 from .facts import SHAPES, FactTask, make_tasks
 
@@ -277,7 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
         "handoff path (text, exact latent, handoff layout, latent thinking).",
     )
     parser.add_argument("--model", default="smollm2-135m", help="built-in name or a path")
-    parser.add_argument("--tasks", type=int, default=60, help="number of tasks (default 60)")
+    parser.add_argument(
+        "--tasks", type=positive_int, default=60, help="number of tasks (default 60)"
+    )
     parser.add_argument(
         "--full", action="store_true", help="210 tasks, documents up to 1,500 tokens"
     )
@@ -287,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--think-steps", default="5,10,20", help="latent steps of the thinking paths ('' for none)"
     )
     parser.add_argument(
-        "--workers", type=int, default=2, help="processes sharing the CPU (default 2)"
+        "--workers", type=positive_int, default=2, help="processes sharing the CPU (default 2)"
     )
     parser.add_argument("--out", help="write results JSON (and a PNG chart beside it)")
     return parser

@@ -13,6 +13,7 @@ import sys
 from importlib import import_module
 from typing import Any
 
+from .._args import positive_int, positive_ints
 from .common import machine, table, write_json
 from .workload import ChainRun, ChainWorkload, measure
 
@@ -124,11 +125,13 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="avp-suite bench frameworks", description=__doc__)
     parser.add_argument("--frameworks", default=",".join(FRAMEWORKS))
-    parser.add_argument("--agents", default="2,4,8", help="chain lengths, comma-separated")
+    parser.add_argument(
+        "--agents", type=positive_ints, default="2,4,8", help="chain lengths, comma-separated"
+    )
     parser.add_argument("--model", default="bench-qwen2")
-    parser.add_argument("--doc-tokens", type=int, default=1000)
-    parser.add_argument("--answer-tokens", type=int, default=64)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--doc-tokens", type=positive_int, default=1000)
+    parser.add_argument("--answer-tokens", type=positive_int, default=64)
+    parser.add_argument("--runs", type=positive_int, default=3)
     parser.add_argument("--out", help="write results JSON here")
     return parser
 
@@ -144,7 +147,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         module = load(framework)
         if module is None:
             continue
-        for agents in (int(n) for n in args.agents.split(",")):
+        for agents in args.agents:
             workload = ChainWorkload.for_tokenizer(
                 connector.tokenizer,
                 agents=agents,

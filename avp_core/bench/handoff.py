@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .._args import non_negative_int, positive_int
 from .common import machine, table, write_json
 from .workload import make_document
 
@@ -245,10 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--model", default="bench-qwen2")
-    parser.add_argument("--doc-tokens", type=int, default=1000)
-    parser.add_argument("--answer-tokens", type=int, default=64)
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--think-steps", type=int, default=10)
+    parser.add_argument("--doc-tokens", type=positive_int, default=1000)
+    parser.add_argument("--answer-tokens", type=positive_int, default=64)
+    parser.add_argument("--runs", type=positive_int, default=5)
+    parser.add_argument("--think-steps", type=non_negative_int, default=10)
     parser.add_argument(
         "--reference-python",
         metavar="PATH",

@@ -11,15 +11,16 @@ import sys
 import time
 from typing import Any
 
+from .._args import positive_int
 from .common import machine, write_json
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="avp-suite bench identity", description=__doc__)
-    parser.add_argument("--hidden", type=int, default=896)
-    parser.add_argument("--layers", type=int, default=24)
-    parser.add_argument("--intermediate", type=int, default=4864)
-    parser.add_argument("--vocab", type=int, default=151936)
+    parser.add_argument("--hidden", type=positive_int, default=896)
+    parser.add_argument("--layers", type=positive_int, default=24)
+    parser.add_argument("--intermediate", type=positive_int, default=4864)
+    parser.add_argument("--vocab", type=positive_int, default=151936)
     parser.add_argument("--out", help="write results JSON here")
     return parser
 

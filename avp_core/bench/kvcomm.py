@@ -15,6 +15,7 @@ import statistics
 import sys
 from typing import Any
 
+from .._args import positive_int
 from .common import machine, table, write_json
 from .workload import make_document
 
@@ -33,11 +34,11 @@ def prefixes(tokenizer: Any, agents: int, tokens: int) -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="avp-suite bench kvcomm", description=__doc__)
     parser.add_argument("--model", default="bench-qwen2")
-    parser.add_argument("--agents", type=int, default=5)
-    parser.add_argument("--input-tokens", type=int, default=1024)
-    parser.add_argument("--prefix-tokens", type=int, default=512)
-    parser.add_argument("--output-tokens", type=int, default=512)
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--agents", type=positive_int, default=5)
+    parser.add_argument("--input-tokens", type=positive_int, default=1024)
+    parser.add_argument("--prefix-tokens", type=positive_int, default=512)
+    parser.add_argument("--output-tokens", type=positive_int, default=512)
+    parser.add_argument("--runs", type=positive_int, default=5)
     parser.add_argument("--out", help="write results JSON here")
     return parser
 

@@ -108,6 +108,7 @@ class HuggingFaceConnector:
         from .. import models
 
         name = str(name_or_path)
+        models.check_name_or_path(name)
         path: str | Path = models.build(name) if name in models.NAMES else name
         if isinstance(dtype, str):
             dtype = getattr(torch, dtype)
@@ -119,8 +120,9 @@ class HuggingFaceConnector:
                 )
         except (OSError, ValueError) as exc:
             raise ModelNotFoundError(
-                f"cannot load model {name!r}: {exc}. Pass a checkpoint directory, a Hub id "
-                f"available offline, or a built-in name ({', '.join(models.NAMES)})"
+                f"cannot load model {name!r}: {str(exc).rstrip('.')}. Pass a checkpoint "
+                f"directory, a Hub id available offline, or a built-in name "
+                f"({', '.join(models.NAMES)})"
             ) from exc
         model.to(device).eval()
         return cls(model, tokenizer, model_id=name if name in models.NAMES else "")
