@@ -22,7 +22,17 @@ from .errors import (
 from .handshake import Handshake, Mode, resolve
 from .identity import ModelIdentity, extract_model_identity
 
-__version__ = "0.1.0.dev0"
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("avp-suite")
+    except metadata.PackageNotFoundError:  # imported from a source tree that is not installed
+        return "0+unknown"
+
+
+__version__ = _version()
 
 _LAZY = {
     "AVPContext": "avp_core.context",

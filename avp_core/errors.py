@@ -26,10 +26,11 @@ class ModelNotFoundError(AVPError, ValueError):
 class MissingDependencyError(AVPError, ImportError):
     """An optional dependency (torch, transformers, zstandard...) is needed but not installed."""
 
-    def __init__(self, package: str, extra: str) -> None:
+    def __init__(self, package: str, extra: str | None = None) -> None:
+        target = f"'avp-suite[{extra}]'" if extra else "avp-suite (a base dependency)"
         super().__init__(
             f"{package} is needed for this feature but is not installed; "
-            f"install it with: pip install 'avp-suite[{extra}]'"
+            f"install it with: pip install {target}"
         )
         self.package = package
         self.extra = extra

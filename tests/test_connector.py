@@ -249,3 +249,24 @@ def test_connector_does_not_mutate_the_callers_model(qwen):
     qwen.think(CHAT, steps=2)
     assert all(torch.equal(state[k], v) for k, v in qwen.model.state_dict().items())
     assert qwen.tokenizer.chat_template == template
+
+
+def test_reported_prefill_is_what_the_model_actually_receives(qwen):
+    received: list[int] = []
+
+    def count(module, args, kwargs):
+        tensor = kwargs.get("input_ids")
+        tensor = tensor if tensor is not None else kwargs["inputs_embeds"]
+        received.append(tensor.shape[1])
+
+    handle = qwen.model.register_forward_pre_hook(count, with_kwargs=True)
+    try:
+        first = qwen.generate(CHAT, max_new_tokens=TOKENS)
+        first_received, received[:] = list(received), []
+        latent = qwen.generate(follow_up(first.text), max_new_tokens=TOKENS, context=first.context)
+    finally:
+        handle.remove()
+    for usage, seen in ((first.usage, first_received), (latent.usage, received)):
+        assert seen[0] == usage.prefilled_tokens  # one forward over the new prompt positions
+        assert seen[1:] == [1] * usage.completion_tokens  # then one position per token
+    assert latent.usage.prefilled_tokens < latent.usage.prompt_tokens // 2

@@ -14,7 +14,7 @@ def _zstd() -> Any:
     try:
         import zstandard
     except ImportError as exc:  # pragma: no cover - zstandard is a base dependency
-        raise MissingDependencyError("zstandard", "hf") from exc
+        raise MissingDependencyError("zstandard") from exc
     return zstandard
 
 

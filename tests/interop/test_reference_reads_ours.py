@@ -1,14 +1,20 @@
 """The reference avp 0.6.2 decodes what we encode (run by `tox -e interop`, which installs it).
 
 Skipped when the reference package is not installed (it needs protobuf >= 6.31, so it lives
-in its own tox env).
+in its own tox env), except where ``AVP_SUITE_REQUIRE_REFERENCE=1`` (the interop env sets it):
+there a missing reference fails instead of letting the env pass having run nothing.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import os
+
 import pytest
 import torch
 
+if os.environ.get("AVP_SUITE_REQUIRE_REFERENCE") == "1":
+    assert importlib.util.find_spec("avp"), "tox -e interop must install the reference avp"
 avp = pytest.importorskip(
     "avp", reason="the reference avp 0.6.2 is installed only in tox -e interop"
 )
