@@ -8,6 +8,7 @@ call wraps their tensors in a new cache object that grows by concatenation.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 import time
@@ -94,6 +95,10 @@ class HuggingFaceConnector:
         self._recorders: list[list[Usage]] = []
         self._eos_ids = _eos_ids(model, tokenizer)
         self._reusable = all(type(layer) is DynamicLayer for layer in self._new_cache().layers)
+        # transformers 5.24 renamed forward's `past_key_values` to `cache` (the old name goes
+        # in 5.40): pass the cache under whichever name this model's forward takes
+        forward = inspect.signature(model.forward).parameters
+        self._cache_arg = "cache" if "cache" in forward else "past_key_values"
 
     # -- construction ----------------------------------------------------------------------
 
@@ -378,7 +383,7 @@ class HuggingFaceConnector:
         embeds: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Run new positions through the model, growing ``cache``; last logits or hidden state."""
-        inputs: dict[str, Any] = {"past_key_values": cache, "use_cache": True, "logits_to_keep": 1}
+        inputs: dict[str, Any] = {self._cache_arg: cache, "use_cache": True, "logits_to_keep": 1}
         if embeds is not None:
             inputs["inputs_embeds"] = embeds
         else:
