@@ -38,12 +38,14 @@ _LAZY = {
     "AVPContext": "avp_core.context",
     "ContextStore": "avp_core.store",
     "HuggingFaceConnector": "avp_core.connectors.hf",
-    "Generation": "avp_core.connectors.hf",
-    "Usage": "avp_core.connectors.hf",
+    "Generation": "avp_core.connectors.base",
+    "Usage": "avp_core.connectors.base",
+    "Connector": "avp_core.connectors.base",
 }
 
 if TYPE_CHECKING:
-    from .connectors.hf import Generation, HuggingFaceConnector, Usage
+    from .connectors.base import Connector, Generation, Usage
+    from .connectors.hf import HuggingFaceConnector
     from .context import AVPContext
     from .store import ContextStore
 
@@ -63,6 +65,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "AVPContext",
     "AVPError",
+    "Connector",
     "ContextStore",
     "DecodeError",
     "EncodeError",

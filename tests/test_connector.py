@@ -270,3 +270,22 @@ def test_reported_prefill_is_what_the_model_actually_receives(qwen):
         assert seen[0] == usage.prefilled_tokens  # one forward over the new prompt positions
         assert seen[1:] == [1] * usage.completion_tokens  # then one position per token
     assert latent.usage.prefilled_tokens < latent.usage.prompt_tokens // 2
+
+
+class _Delegating:
+    """Another connector, built by composition: every member comes from a real one."""
+
+    def __init__(self, inner: HuggingFaceConnector) -> None:
+        self._inner = inner
+        self.identity = inner.identity
+
+    def __getattr__(self, name: str):
+        return getattr(self._inner, name)
+
+
+def test_the_hf_connector_implements_the_interface_and_so_may_others(qwen):
+    from avp_core import Connector
+
+    assert isinstance(qwen, Connector)
+    assert isinstance(_Delegating(qwen), Connector)
+    assert not isinstance(object(), Connector)

@@ -26,3 +26,20 @@ def test_readme_python_example_runs(capsys):
     exec(compile(code, "README.md", "exec"), {})
     reused, prefilled = (int(x) for x in re.findall(r"\d+", capsys.readouterr().out)[:2])
     assert reused > 0 and prefilled < reused
+
+
+def test_every_public_name_resolves_and_the_packages_are_typed():
+    import importlib
+
+    from frameworks_here import FRAMEWORK_MODULES, installed
+
+    packages = ["avp_core", *(f"avp_{name}" for name in installed() if name in FRAMEWORK_MODULES)]
+    for package in packages:
+        module = importlib.import_module(package)
+        assert module.__all__, package
+        for name in module.__all__:
+            assert getattr(module, name) is not None, f"{package}.{name}"
+        assert (Path(module.__file__).parent / "py.typed").is_file(), package
+    import avp_core
+
+    assert avp_core.__version__ != "0+unknown"

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,39 +27,12 @@ from ..errors import IncompatibleContextError, InvalidRequestError, ModelNotFoun
 from ..handshake import Handshake, Mode, resolve
 from ..identity import ModelIdentity, extract_model_identity
 from . import chat
+from .base import LAYOUTS, Generation, Layout, Stats, Usage
 from .chat import Messages
 
+__all__ = ["Generation", "HuggingFaceConnector", "Stats", "Usage"]
+
 logger = logging.getLogger("avp_core")
-
-LAYOUTS = ("shared", "handoff")
-
-
-@dataclass(frozen=True)
-class Usage:
-    """Token counts and timings of one call."""
-
-    prompt_tokens: int
-    reused_tokens: int
-    prefilled_tokens: int
-    completion_tokens: int
-    ttft_s: float
-    total_s: float
-
-    def to_dict(self) -> dict[str, float]:
-        return dict(vars(self))
-
-
-@dataclass(frozen=True)
-class Generation:
-    """Result of :meth:`HuggingFaceConnector.generate`."""
-
-    text: str
-    context: AVPContext
-    usage: Usage
-    handshake: Handshake | None
-    token_ids: tuple[int, ...] = ()
-    finish_reason: str = "length"
-    first_logits: torch.Tensor | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -72,17 +45,11 @@ class _Plan:
     handshake: Handshake | None
 
 
-@dataclass
-class Stats:
-    calls: int = 0
-    prompt_tokens: int = 0
-    reused_tokens: int = 0
-    prefilled_tokens: int = 0
-    completion_tokens: int = 0
-
-
 class HuggingFaceConnector:
-    """Runs a Hugging Face causal LM for agents, reusing KV from compatible contexts."""
+    """Runs a Hugging Face causal LM for agents, reusing KV from compatible contexts.
+
+    Implements :class:`~avp_core.connectors.base.Connector`.
+    """
 
     def __init__(self, model: Any, tokenizer: Any, *, model_id: str = "") -> None:
         if getattr(model, "training", False):
@@ -196,7 +163,7 @@ class HuggingFaceConnector:
         messages: Messages,
         *,
         context: AVPContext | None = None,
-        layout: str = "shared",
+        layout: Layout = "shared",
         max_new_tokens: int = 256,
         temperature: float = 0.0,
         top_p: float = 1.0,
@@ -277,7 +244,7 @@ class HuggingFaceConnector:
         *,
         steps: int,
         context: AVPContext | None = None,
-        layout: str = "shared",
+        layout: Layout = "shared",
         source_agent: str = "",
     ) -> AVPContext:
         """Prefill ``messages`` then take ``steps`` latent steps (approximate; see avp_core.latent).
@@ -328,7 +295,7 @@ class HuggingFaceConnector:
     # -- internals -------------------------------------------------------------------------
 
     def _plan(
-        self, messages: list[dict[str, Any]], context: AVPContext | None, layout: str
+        self, messages: list[dict[str, Any]], context: AVPContext | None, layout: Layout
     ) -> _Plan:
         if layout not in LAYOUTS:
             raise InvalidRequestError(f"layout must be one of {LAYOUTS}, got {layout!r}")

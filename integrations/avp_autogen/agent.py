@@ -20,7 +20,7 @@ from autogen_core import CancellationToken
 from autogen_core.models import RequestUsage
 from pydantic import Field
 
-from avp_core.connectors.hf import Generation, HuggingFaceConnector, Usage
+from avp_core.connectors.base import Connector, Generation, Layout, Usage
 from avp_core.context import AVPContext
 
 from ._threads import stream_in_thread
@@ -42,7 +42,7 @@ class _Turn:
 
     messages: list[dict[str, Any]]
     context: AVPContext | None
-    layout: str
+    layout: Layout
     reason: str
     anchor: str = ""
 
@@ -60,7 +60,7 @@ class _Turn:
 
 
 class AVPAssistantAgent(BaseChatAgent):
-    """An assistant on a :class:`~avp_core.connectors.hf.HuggingFaceConnector` that answers
+    """An assistant on an avp_core :class:`~avp_core.Connector` that answers
     with :class:`LatentMessage` s and continues compatible ones.
 
     On its turn it looks for the latest :class:`LatentMessage` it has seen whose context its
@@ -76,7 +76,7 @@ class AVPAssistantAgent(BaseChatAgent):
         system_message: Its instructions, or None.
         description: What the agent does (read by selector teams).
         max_new_tokens, temperature, top_p, stop, seed, ignore_eos: generation options, as
-            in :meth:`HuggingFaceConnector.generate_stream`.
+            in :meth:`~avp_core.Connector.generate_stream`.
         stream: Yield a ``ModelClientStreamingChunkEvent`` per decoded chunk.
     """
 
@@ -84,7 +84,7 @@ class AVPAssistantAgent(BaseChatAgent):
         self,
         name: str,
         *,
-        connector: HuggingFaceConnector,
+        connector: Connector,
         system_message: str | None = None,
         description: str = DEFAULT_DESCRIPTION,
         max_new_tokens: int = 256,
@@ -114,7 +114,7 @@ class AVPAssistantAgent(BaseChatAgent):
         return (LatentMessage,)
 
     @property
-    def connector(self) -> HuggingFaceConnector:
+    def connector(self) -> Connector:
         return self._connector
 
     @property

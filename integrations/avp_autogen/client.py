@@ -1,4 +1,4 @@
-"""AVPChatCompletionClient: an AutoGen ChatCompletionClient on a HuggingFaceConnector.
+"""AVPChatCompletionClient: an AutoGen ChatCompletionClient on an avp_core connector.
 
 For stock ``AssistantAgent`` s (and selector teams). Each call renders the LLMMessages with
 the model's chat template and, with ``latent=True``, reuses the KV of the stored context that
@@ -29,7 +29,7 @@ from autogen_core.models import (
 from autogen_core.tools import Tool, ToolSchema
 from pydantic import BaseModel
 
-from avp_core.connectors.hf import Generation, HuggingFaceConnector, Usage
+from avp_core.connectors.base import Connector, Generation, Usage
 from avp_core.store import ContextStore, reusable_prefix
 
 from ._threads import stream_in_thread
@@ -54,7 +54,7 @@ class AVPChatCompletionClient(ChatCompletionClient):
 
     def __init__(
         self,
-        connector: HuggingFaceConnector,
+        connector: Connector,
         *,
         latent: bool = True,
         store: ContextStore | None = None,
@@ -91,7 +91,7 @@ class AVPChatCompletionClient(ChatCompletionClient):
         """avp-suite usage of the last call (reused and prefilled tokens, timings)."""
 
     @property
-    def connector(self) -> HuggingFaceConnector:
+    def connector(self) -> Connector:
         return self._connector
 
     @property

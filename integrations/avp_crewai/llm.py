@@ -1,10 +1,11 @@
-"""AVPLLM: a crewai ``BaseLLM`` that runs a Hugging Face model through avp_core's connector.
+"""AVPLLM: a crewai ``BaseLLM`` that runs a model through an avp_core connector.
 
-One call renders crewai's messages with the model's chat template and generates with
-:class:`~avp_core.connectors.hf.HuggingFaceConnector`. Inside a :class:`~avp_crewai.LatentCrew`
-kickoff, a call made for a task that the crew planned as a continuation reuses the planned
-:class:`~avp_core.AVPContext` in the handoff layout (see :mod:`avp_crewai.run`); every call made
-for a task records the context it produced so the task's output can carry it.
+One call renders crewai's messages with the model's chat template and generates with an
+avp_core :class:`~avp_core.Connector` (such as ``HuggingFaceConnector``). Inside a
+:class:`~avp_crewai.LatentCrew` kickoff, a call made for a task that the crew planned as a
+continuation reuses the planned :class:`~avp_core.AVPContext` in the handoff layout (see
+:mod:`avp_crewai.run`); every call made for a task records the context it produced so the
+task's output can carry it.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from crewai.utilities.exceptions.context_window_exceeding_exception import (
     LLMContextLengthExceededError,
 )
 
-from avp_core import AVPContext, ContextStore, HuggingFaceConnector, InvalidRequestError
-from avp_core.connectors.hf import Generation
+from avp_core import AVPContext, ContextStore, InvalidRequestError
+from avp_core.connectors.base import Connector, Generation
 from avp_core.store import reusable_prefix
 
 from . import run as _run
@@ -54,7 +55,7 @@ class _Shared:
 
     __slots__ = ("cache", "connector")
 
-    def __init__(self, connector: HuggingFaceConnector, cache: ContextStore | None) -> None:
+    def __init__(self, connector: Connector, cache: ContextStore | None) -> None:
         self.connector = connector
         self.cache = cache
 
@@ -74,7 +75,7 @@ class AVPLLM(BaseLLM):
 
     def __init__(
         self,
-        connector: HuggingFaceConnector,
+        connector: Connector,
         *,
         latent: bool = True,
         max_new_tokens: int = 256,
@@ -87,9 +88,9 @@ class AVPLLM(BaseLLM):
         model: str | None = None,
         **kwargs: Any,
     ) -> None:
-        if not isinstance(connector, HuggingFaceConnector):
+        if not isinstance(connector, Connector):
             raise InvalidRequestError(
-                "connector must be an avp_core HuggingFaceConnector, got "
+                "connector must be an avp_core Connector (such as HuggingFaceConnector), got "
                 f"{type(connector).__name__}; use AVPLLM.from_pretrained(name_or_path) to load one"
             )
         if max_new_tokens < 1:
@@ -122,13 +123,15 @@ class AVPLLM(BaseLLM):
         A name or path that cannot be loaded raises :class:`avp_core.ModelNotFoundError` here,
         before any crew is built. ``options`` go to :class:`AVPLLM`.
         """
+        from avp_core.connectors.hf import HuggingFaceConnector
+
         connector = HuggingFaceConnector.from_pretrained(name_or_path, device=device, dtype=dtype)
         return cls(connector, **options)
 
     # -- configuration ---------------------------------------------------------------------
 
     @property
-    def connector(self) -> HuggingFaceConnector:
+    def connector(self) -> Connector:
         return self._shared.connector
 
     @property

@@ -1,4 +1,4 @@
-"""AVPChatModel: a LangChain chat model on a HuggingFaceConnector that reuses KV between agents.
+"""AVPChatModel: a LangChain chat model on a connector that reuses KV between agents.
 
 Each call renders the whole message list with the model's chat template, looks for context
 handles on the AI messages it is given (see :mod:`avp_langgraph.messages`), checks the
@@ -27,7 +27,7 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import AliasChoices, ConfigDict, Field
 
-from avp_core.connectors.hf import Generation, HuggingFaceConnector
+from avp_core.connectors.base import Connector, Generation, Layout
 from avp_core.context import AVPContext, common_prefix_length
 from avp_core.handshake import Handshake
 from avp_core.store import ContextStore
@@ -44,12 +44,12 @@ class _Plan:
     messages: list[dict[str, Any]]
     options: dict[str, Any]
     context: AVPContext | None
-    layout: str
+    layout: Layout
     rejected: Handshake | None  # the latest handshake that refused a handle, for reporting
 
 
 class AVPChatModel(BaseChatModel):
-    """A chat model on a :class:`HuggingFaceConnector` that passes KV-cache between agents.
+    """A chat model on a :class:`~avp_core.Connector` that passes KV-cache between agents.
 
     ``latent=False`` makes it the plain text baseline on the same connector: it never passes a
     context. Every returned :class:`AIMessage` carries its context (``context_of(message)``)
@@ -57,7 +57,7 @@ class AVPChatModel(BaseChatModel):
     ``prefilled_tokens``, ``ttft_s``, ``handshake`` and ``context_id``.
     """
 
-    connector: HuggingFaceConnector = Field(exclude=True)
+    connector: Connector = Field(exclude=True)
     """The model runner; one connector can serve many chat models and threads."""
     layout: Literal["shared", "handoff"] = "shared"
     """``shared``: reuse the longest exact token prefix (output equals the text path).
@@ -97,6 +97,8 @@ class AVPChatModel(BaseChatModel):
         names = set(cls.model_fields) | {"max_tokens", "stop_sequences"}
         fields = {k: v for k, v in kwargs.items() if k in names}
         loader = {k: v for k, v in kwargs.items() if k not in names}
+        from avp_core.connectors.hf import HuggingFaceConnector
+
         return cls(connector=HuggingFaceConnector.from_pretrained(name_or_path, **loader), **fields)
 
     # -- LangChain metadata ------------------------------------------------------------------

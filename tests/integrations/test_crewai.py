@@ -389,3 +389,15 @@ def test_chain_workload_prefills_less_in_latent_mode(qwen):
     assert text.outputs[0] == latent.outputs[0]  # the first task is the same prompt
     assert text.reused_tokens == 0 and latent.reused_tokens > 0
     assert latent.prefilled_tokens < text.prefilled_tokens
+
+
+def test_any_connector_is_accepted_and_other_objects_are_refused(qwen):
+    import pytest
+    from test_connector import _Delegating
+
+    from avp_core import InvalidRequestError
+
+    llm = AVPLLM(_Delegating(qwen), max_new_tokens=4)
+    assert llm.call("Say hi.") == AVPLLM(qwen, max_new_tokens=4).call("Say hi.")
+    with pytest.raises(InvalidRequestError, match="avp_core Connector"):
+        AVPLLM(object(), max_new_tokens=4)

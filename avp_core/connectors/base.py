@@ -1,0 +1,129 @@
+"""The connector interface adapters depend on, and the result types every connector returns.
+
+A connector runs one model for agents: it renders chat messages into token ids, generates
+while reusing KV from compatible :class:`~avp_core.AVPContext` s, and reports what each call
+computed. :class:`~avp_core.connectors.hf.HuggingFaceConnector` implements it for Hugging Face
+models; another engine (llama.cpp's state API, vLLM's KV connector) implements the same
+methods, and every adapter works with it unchanged. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+from .chat import Messages
+
+if TYPE_CHECKING:
+    from ..context import AVPContext
+    from ..handshake import Handshake
+    from ..identity import ModelIdentity
+
+Layout = Literal["shared", "handoff"]
+"""``shared``: the messages are the whole conversation, KV reused for the common token prefix
+(exact). ``handoff``: the messages are the next turns after the context, whose whole KV is
+reused (the receiver reads a different prompt than the text path)."""
+
+LAYOUTS: tuple[Layout, ...] = ("shared", "handoff")
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token counts and timings of one call."""
+
+    prompt_tokens: int
+    reused_tokens: int
+    prefilled_tokens: int
+    completion_tokens: int
+    ttft_s: float
+    total_s: float
+
+    def to_dict(self) -> dict[str, float]:
+        return dict(vars(self))
+
+
+@dataclass(frozen=True)
+class Generation:
+    """Result of :meth:`Connector.generate`: the text, the context it leaves, what it cost."""
+
+    text: str
+    context: AVPContext
+    usage: Usage
+    handshake: Handshake | None
+    token_ids: tuple[int, ...] = ()
+    finish_reason: str = "length"
+    first_logits: Any = field(default=None, repr=False)
+    """The first generated position's logits (a float32 tensor), for equivalence checks."""
+
+
+@dataclass
+class Stats:
+    """Cumulative counters over a connector's calls."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    reused_tokens: int = 0
+    prefilled_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """What an adapter needs from a model backend."""
+
+    identity: ModelIdentity
+
+    @property
+    def context_window(self) -> int:
+        """Positions the model can attend to (0 when unknown)."""
+        ...
+
+    @property
+    def stats(self) -> Stats: ...
+
+    def record(self) -> AbstractContextManager[list[Usage]]:
+        """Collect the :class:`Usage` of every call made inside the block."""
+        ...
+
+    def prompt_ids(self, messages: Messages) -> list[int]:
+        """Token ids of the rendered conversation, generation prompt included."""
+        ...
+
+    def count_tokens(self, messages: Messages) -> int: ...
+
+    def check_context(self, context: AVPContext) -> Handshake:
+        """Whether this model may reuse ``context`` (LATENT) or must read its text."""
+        ...
+
+    def generate(self, messages: Messages, **options: Any) -> Generation: ...
+
+    def generate_stream(
+        self,
+        messages: Messages,
+        *,
+        context: AVPContext | None = None,
+        layout: Layout = "shared",
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        stop: Sequence[str] | None = None,
+        seed: int | None = None,
+        ignore_eos: bool = False,
+        source_agent: str = "",
+    ) -> Iterator[str | Generation]:
+        """Text chunks as they are decoded, then the :class:`Generation`."""
+        ...
+
+    def think(
+        self,
+        messages: Messages,
+        *,
+        steps: int,
+        context: AVPContext | None = None,
+        layout: Layout = "shared",
+        source_agent: str = "",
+    ) -> AVPContext:
+        """Prefill, then take ``steps`` latent steps (approximate); the grown context."""
+        ...
