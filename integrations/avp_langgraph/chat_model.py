@@ -8,10 +8,7 @@ layout) or the whole latest context (handoff layout). Other messages are just te
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -27,6 +24,7 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import AliasChoices, ConfigDict, Field
 
+from avp_core._threads import stream_in_thread
 from avp_core.connectors.base import Connector, Generation, Layout
 from avp_core.context import AVPContext, common_prefix_length
 from avp_core.handshake import Handshake
@@ -188,7 +186,7 @@ class AVPChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         result = None
-        async for item in _in_thread(lambda: self._run(messages, stop, kwargs)):
+        async for item in stream_in_thread(lambda: self._run(messages, stop, kwargs)):
             if isinstance(item, str):
                 if run_manager:
                     await run_manager.on_llm_new_token(item, chunk=_chunk(item))
@@ -205,7 +203,7 @@ class AVPChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        async for item in _in_thread(lambda: self._run(messages, stop, kwargs)):
+        async for item in stream_in_thread(lambda: self._run(messages, stop, kwargs)):
             chunk = self._stream_chunk(item)
             if run_manager and isinstance(item, str):
                 await run_manager.on_llm_new_token(item, chunk=chunk)
@@ -342,45 +340,3 @@ def _said(messages: list[BaseMessage], context: AVPContext) -> int:
 
 def _chunk(text: str) -> ChatGenerationChunk:
     return ChatGenerationChunk(message=AIMessageChunk(content=text))
-
-
-async def _in_thread(factory: Callable[[], Iterator[T]]) -> AsyncIterator[T]:
-    """Iterate ``factory()`` in a worker thread, yielding its items on the event loop.
-
-    The loop never blocks on the model; if the consumer stops early, the worker stops
-    producing after its current item.
-    """
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[tuple[bool, Any]] = asyncio.Queue()
-    cancelled = threading.Event()
-
-    def put(item: tuple[bool, Any]) -> None:
-        try:
-            loop.call_soon_threadsafe(queue.put_nowait, item)
-        except RuntimeError:  # the loop is closed: nobody is listening any more
-            cancelled.set()
-
-    def work() -> None:
-        try:
-            for item in factory():
-                if cancelled.is_set():
-                    return
-                put((False, item))
-        except BaseException as exc:
-            put((True, exc))
-        else:
-            put((True, None))
-
-    context = contextvars.copy_context()
-    worker = loop.run_in_executor(None, context.run, work)
-    try:
-        while True:
-            done, value = await queue.get()
-            if done:
-                if value is not None:
-                    raise value
-                break
-            yield value
-        await worker
-    finally:
-        cancelled.set()
