@@ -65,7 +65,8 @@ def bars(path: str | Path, title: str, panels: Sequence[Panel]) -> Path | None:
             offset = (index - (len(series) - 1) / 2) * width
             xs = [i + offset for i in range(len(groups))]
             drawn = ax.bar(xs, values, width, label=name, color=_color(name))
-            ax.bar_label(drawn, fmt=_fmt(values), fontsize=7)
+            if len(series) <= 3:  # more labels than that overlap; the tables have the numbers
+                ax.bar_label(drawn, fmt=_fmt(values), fontsize=7)
         ax.set_xticks(range(len(groups)), groups, fontsize=8)
         ax.set_title(panel_title)
         ax.margins(y=0.15)
