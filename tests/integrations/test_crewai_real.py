@@ -16,20 +16,11 @@ TOKENS = 64
 
 
 def crew(llm: AVPLLM) -> Crew:
-    reader = Agent(
-        role="reader",
-        goal="Report what a document says.",
-        backstory="You read travel documents closely.",
-        llm=llm,
-        allow_delegation=False,
-    )
-    writer = Agent(
-        role="writer",
-        goal="Write short travel tips.",
-        backstory="You turn notes into tips.",
-        llm=llm,
-        allow_delegation=False,
-    )
+    def agent(role: str, goal: str, backstory: str) -> Agent:
+        return Agent(role=role, goal=goal, backstory=backstory, llm=llm, allow_delegation=False)
+
+    reader = agent("reader", "Report what a document says.", "You read travel documents closely.")
+    writer = agent("writer", "Write short travel tips.", "You turn notes into tips.")
     read = Task(
         description=f"Document: {DOCUMENT}\n\nWhat does it say about {{topic}}?",
         expected_output="One sentence.",
