@@ -76,6 +76,7 @@ def run_demo(args: argparse.Namespace) -> int:
         "rows": rows,
         "model": args.model,
         "agents": args.agents,
+        "runs": RUNS,
         "identity": connector.identity.to_dict(),
         "machine": machine(),
     }

@@ -108,12 +108,19 @@ def framework_chart(payload: dict[str, Any], path: str | Path) -> Path | None:
         return {mode: [by[(f, n, mode)][key] for f, n in keys] for mode in ("text", "latent")}
 
     agents = f"{lengths[0]}-agent" if len(lengths) == 1 else "N-agent"
+    runs = payload.get("runs") or payload.get("args", {}).get("runs")
+    load = payload.get("machine", {}).get("load_avg")
+    measured = ", ".join(
+        part
+        for part in (f"median of {runs} runs" if runs else "", f"load {load[0]}" if load else "")
+        if part
+    )
     return bars(
         path,
         f"{agents} chain in each framework: text vs latent ({payload.get('model', '')})",
         [
-            ("prefilled tokens", groups, series("prefilled_tokens")),
-            ("wall time (s)", groups, series("wall_s")),
+            ("prefilled tokens, lower is better", groups, series("prefilled_tokens")),
+            (f"wall time (s), lower is better\n{measured}".strip(), groups, series("wall_s")),
         ],
     )
 
