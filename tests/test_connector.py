@@ -43,8 +43,11 @@ def connector(request) -> HuggingFaceConnector:
 def test_shared_layout_equals_text_path(connector):
     first = connector.generate(CHAT, max_new_tokens=TOKENS)
     messages = follow_up(first.text)
-    text = connector.generate(messages, max_new_tokens=TOKENS)
-    latent = connector.generate(messages, max_new_tokens=TOKENS, context=first.context)
+    text = connector.generate(messages, max_new_tokens=TOKENS, keep_logits=True)
+    latent = connector.generate(
+        messages, max_new_tokens=TOKENS, context=first.context, keep_logits=True
+    )
+    assert first.first_logits is None  # only when asked for
     assert latent.handshake.mode is Mode.LATENT
     assert latent.token_ids == text.token_ids and latent.text == text.text
     assert torch.allclose(latent.first_logits, text.first_logits, atol=1e-4, rtol=0)

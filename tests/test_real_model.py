@@ -61,8 +61,8 @@ def test_the_built_directory_is_an_ordinary_checkpoint(smollm2):
 def test_exact_latent_path_equals_text_and_stops_at_end_of_turn(smollm2, conversation):
     first = smollm2.generate(conversation, max_new_tokens=96)
     messages = [*conversation, {"role": "assistant", "content": first.text}, FOLLOW_UP]
-    text = smollm2.generate(messages, max_new_tokens=96)
-    latent = smollm2.generate(messages, max_new_tokens=96, context=first.context)
+    text = smollm2.generate(messages, max_new_tokens=96, keep_logits=True)
+    latent = smollm2.generate(messages, max_new_tokens=96, context=first.context, keep_logits=True)
     assert latent.handshake.mode is Mode.LATENT
     assert latent.usage.reused_tokens > 0 and text.usage.reused_tokens == 0
     assert latent.token_ids == text.token_ids and latent.text == text.text

@@ -55,7 +55,8 @@ class Generation:
     token_ids: tuple[int, ...] = ()
     finish_reason: str = "length"
     first_logits: Any = field(default=None, repr=False)
-    """The first generated position's logits (a float32 tensor), for equivalence checks."""
+    """The first generated position's logits (a float32 tensor) when the call asked for them
+    (``keep_logits=True``), for equivalence checks; else None."""
 
 
 @dataclass
@@ -112,6 +113,7 @@ class Connector(Protocol):
         seed: int | None = None,
         ignore_eos: bool = False,
         source_agent: str = "",
+        keep_logits: bool = False,
     ) -> Iterator[str | Generation]:
         """Text chunks as they are decoded, then the :class:`Generation`."""
         ...

@@ -171,12 +171,15 @@ class HuggingFaceConnector:
         seed: int | None = None,
         ignore_eos: bool = False,
         source_agent: str = "",
+        keep_logits: bool = False,
     ) -> Iterator[str | Generation]:
         """Yield text chunks as tokens are produced, then the :class:`Generation`.
 
         ``layout="shared"``: the messages are the whole conversation; KV is reused for the
         longest common token prefix with ``context``. ``layout="handoff"``: the messages are
         the next turns after ``context``, whose whole KV is reused. ``temperature=0`` is greedy.
+        ``keep_logits=True`` keeps the first position's logits in ``Generation.first_logits``
+        (a copy of the whole vocabulary's, so only when asked: for equivalence checks).
         """
         _check_sampling(max_new_tokens, temperature, top_p)
         start = time.perf_counter()
@@ -193,7 +196,7 @@ class HuggingFaceConnector:
         first_logits = None
         with torch.inference_mode():
             logits = self._forward(plan.sequence[plan.reused :], plan.cache)
-            first_logits = logits.clone()
+            first_logits = logits.clone() if keep_logits else None
             while True:
                 token = _sample(logits, temperature, top_p, generator)
                 produced.append(token)

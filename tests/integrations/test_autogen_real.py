@@ -51,9 +51,10 @@ def test_the_clients_prompt_reuses_a_context_with_the_same_logits(smollm2):
     follow = [*first, UserMessage(content="Now in five words.", source="user")]
     reply = asyncio.run(client.create(follow))
     assert client.last_usage.reused_tokens > 0
-    dense = smollm2.generate(to_chat(follow), max_new_tokens=TOKENS)
-    context = client.store.longest_prefix(smollm2.prompt_ids(to_chat(follow)))[0]
-    reused = smollm2.generate(to_chat(follow), max_new_tokens=TOKENS, context=context)
+    chat = to_chat(follow)
+    dense = smollm2.generate(chat, max_new_tokens=TOKENS, keep_logits=True)
+    context = client.store.longest_prefix(smollm2.prompt_ids(chat))[0]
+    reused = smollm2.generate(chat, max_new_tokens=TOKENS, context=context, keep_logits=True)
     assert reply.content == dense.text == reused.text and reused.token_ids == dense.token_ids
     assert torch.allclose(reused.first_logits, dense.first_logits, atol=1e-4, rtol=0)
     assert dense.finish_reason == reused.finish_reason == "stop"

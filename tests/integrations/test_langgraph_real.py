@@ -63,7 +63,8 @@ def test_exact_latent_graph_gives_the_text_graphs_tokens_and_stops_at_end_of_tur
     # the last agent's prompt as the graph built it: same first-token logits with and without
     # the previous agent's context
     prompt = to_chat(latent_state["messages"][:-1])
-    dense = smollm2.generate(prompt, max_new_tokens=1)
-    reused = smollm2.generate(prompt, max_new_tokens=1, context=context_of(latent_replies[-2]))
+    previous = context_of(latent_replies[-2])
+    dense = smollm2.generate(prompt, max_new_tokens=1, keep_logits=True)
+    reused = smollm2.generate(prompt, max_new_tokens=1, context=previous, keep_logits=True)
     assert reused.usage.reused_tokens > dense.usage.prompt_tokens // 2
     assert torch.allclose(reused.first_logits, dense.first_logits, atol=1e-4, rtol=0)
