@@ -250,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"avp-suite {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # a file that is missing, a directory, unreadable
-        print(f"avp-suite {args.command}: {exc.strerror or exc}: {exc.filename}", file=sys.stderr)
+        where = f": {exc.filename}" if exc.filename is not None else ""
+        print(f"avp-suite {args.command}: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
 
 

@@ -200,8 +200,6 @@ NAMES: tuple[str, ...] = (*_SPECS, *REAL_MODELS)
 
 
 def _spec(name: str) -> _ModelSpec:
-    if name in REAL_MODELS:
-        raise _unknown(name)
     try:
         return _SPECS[name]
     except KeyError:

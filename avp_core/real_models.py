@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -88,11 +89,18 @@ def gguf_path(name: str) -> Path:
 def tag(name: str) -> str:
     """Cache tag: changes with the GGUF file's bytes and with the converter."""
     path = gguf_path(name)
+    stat = path.stat()
+    return f"g{CONVERTER_VERSION}-{_digest(str(path), stat.st_size, stat.st_mtime_ns)}"
+
+
+@cache
+def _digest(path: str, size: int, mtime_ns: int) -> str:
+    """The file's sha256 (12 hex digits), read once per process for one size and mtime."""
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    with open(path, "rb") as handle:
         while chunk := handle.read(1 << 22):
             digest.update(chunk)
-    return f"g{CONVERTER_VERSION}-{digest.hexdigest()[:12]}"
+    return digest.hexdigest()[:12]
 
 
 def write(name: str, out: Path) -> None:

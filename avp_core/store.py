@@ -119,10 +119,13 @@ class ContextStore:
             self._remove(key)
 
 
-def reusable_prefix(store: ContextStore, connector: Any, messages: Any) -> AVPContext | None:
-    """The context in ``store`` that shares the longest token prefix with ``messages`` as
-    ``connector`` renders them and that its model may reuse (LATENT handshake), or None."""
+def reusable_prefix(
+    store: ContextStore, connector: Any, token_ids: Sequence[int]
+) -> tuple[AVPContext | None, int]:
+    """The context in ``store`` sharing the longest token prefix with ``token_ids`` that
+    ``connector``'s model may reuse (LATENT handshake), and that prefix's length; (None, 0)
+    when none shares a token."""
     context, shared = store.longest_prefix(
-        connector.prompt_ids(messages), accept=lambda c: connector.check_context(c).latent
+        token_ids, accept=lambda c: connector.check_context(c).latent
     )
-    return context if shared else None
+    return (context, shared) if shared else (None, 0)

@@ -193,7 +193,6 @@ class HuggingFaceConnector:
         emitted = ""
         ttft = 0.0
         finish = "length"
-        first_logits = None
         with torch.inference_mode():
             logits = self._forward(plan.sequence[plan.reused :], plan.cache)
             first_logits = logits.clone() if keep_logits else None

@@ -151,7 +151,10 @@ class AVPChatCompletionClient(ChatCompletionClient):
         chat = to_chat(messages)
 
         def produce() -> Any:  # in the worker thread: rendering and lookup too
-            context = reusable_prefix(self._store, self._connector, chat) if self._latent else None
+            context = None
+            if self._latent:
+                ids = self._connector.prompt_ids(chat)
+                context, _ = reusable_prefix(self._store, self._connector, ids)
             return self._connector.generate_stream(chat, context=context, **options)
 
         generation: Generation | None = None

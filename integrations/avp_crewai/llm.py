@@ -238,7 +238,10 @@ class AVPLLM(BaseLLM):
             handoff = run.continuation(task_key, self) if run and self._latent else None
             self._check_window(chat, handoff)
             cache = self._shared.cache if self._latent else None
-            prefix = reusable_prefix(cache, self.connector, chat) if cache and not handoff else None
+            prefix = None
+            if cache is not None and handoff is None:
+                ids = self.connector.prompt_ids(chat)
+                prefix, _ = reusable_prefix(cache, self.connector, ids)
             generation = self._generate(chat, handoff, prefix, from_task, from_agent)
             if cache is not None:
                 cache.put(generation.context)

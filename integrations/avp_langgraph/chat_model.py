@@ -28,7 +28,7 @@ from avp_core._threads import stream_in_thread
 from avp_core.connectors.base import Connector, Generation, Layout
 from avp_core.context import AVPContext, common_prefix_length
 from avp_core.handshake import Handshake
-from avp_core.store import ContextStore
+from avp_core.store import ContextStore, reusable_prefix
 
 from .messages import METADATA_KEY, ContextHandle, context_of, describe, to_chat
 
@@ -261,9 +261,7 @@ class AVPChatModel(BaseChatModel):
             if length > best_length:
                 best, best_length = context, length
         if self.context_cache is not None:
-            cached, length = self.context_cache.longest_prefix(
-                prompt, accept=lambda c: self.connector.check_context(c).latent
-            )
+            cached, length = reusable_prefix(self.context_cache, self.connector, prompt)
             if length > best_length:
                 best = cached
         return _Plan(chat, options, best, "shared", rejected)
