@@ -10,6 +10,7 @@ from typing import Any
 
 from .context import AVPContext, common_prefix_length
 from .errors import InvalidRequestError
+from .reuse.index import SegmentIndex
 
 
 class ContextStore:
@@ -33,6 +34,8 @@ class ContextStore:
         self._lock = threading.Lock()
         self._entries: OrderedDict[str, tuple[AVPContext, float]] = OrderedDict()
         self._bytes = 0
+        self.segment_index = SegmentIndex()
+        """Chunk index of the stored contexts, for segment reuse (kept in step with them)."""
 
     @property
     def nbytes(self) -> int:
@@ -58,6 +61,7 @@ class ContextStore:
                 return False
             self._entries[key] = (context, self._clock())
             self._bytes += size
+            self.segment_index.add(context)
             self._expire()
             while self._bytes > self.max_bytes:
                 oldest = next(iter(self._entries))
@@ -84,6 +88,7 @@ class ContextStore:
         with self._lock:
             self._entries.clear()
             self._bytes = 0
+            self.segment_index = SegmentIndex(self.segment_index.chunk_tokens)
 
     def longest_prefix(
         self, token_ids: Sequence[int], *, accept: Callable[[AVPContext], bool] | None = None
@@ -110,6 +115,8 @@ class ContextStore:
         entry = self._entries.pop(key, None)
         if entry is not None:
             self._bytes -= entry[0].nbytes
+            if not any(c is entry[0] for c, _ in self._entries.values()):
+                self.segment_index.discard(entry[0].context_id)
 
     def _expire(self) -> None:
         if self.ttl_s is None:

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from ..context import AVPContext
     from ..handshake import Handshake
     from ..identity import ModelIdentity
+    from ..reuse import SegmentReuse
+    from ..store import ContextStore
 
 Layout = Literal["shared", "handoff"]
 """``shared``: the messages are the whole conversation, KV reused for the common token prefix
@@ -39,6 +41,11 @@ class Usage:
     completion_tokens: int
     ttft_s: float
     total_s: float
+    approx_reused_tokens: int = 0
+    """Positions whose KV came from a segment computed under another prefix (approximate;
+    only with segment reuse on). ``prompt = reused + approx_reused + prefilled``."""
+    recomputed_tokens: int = 0
+    """Positions a reused segment covered that were computed again (counted in prefilled)."""
 
     def to_dict(self) -> dict[str, float]:
         return dict(vars(self))
@@ -57,6 +64,9 @@ class Generation:
     first_logits: Any = field(default=None, repr=False)
     """The first generated position's logits (a float32 tensor) when the call asked for them
     (``keep_logits=True``), for equivalence checks; else None."""
+    notes: tuple[str, ...] = ()
+    """Why reuse was less than asked (segment reuse fell back to dense prefill, a source
+    came from another model...), in words."""
 
 
 @dataclass
@@ -68,6 +78,7 @@ class Stats:
     reused_tokens: int = 0
     prefilled_tokens: int = 0
     completion_tokens: int = 0
+    approx_reused_tokens: int = 0
 
 
 @runtime_checkable
@@ -114,8 +125,14 @@ class Connector(Protocol):
         ignore_eos: bool = False,
         source_agent: str = "",
         keep_logits: bool = False,
+        segment_reuse: SegmentReuse | bool | None = None,
+        sources: Sequence[AVPContext] = (),
+        source_store: ContextStore | None = None,
     ) -> Iterator[str | Generation]:
-        """Text chunks as they are decoded, then the :class:`Generation`."""
+        """Text chunks as they are decoded, then the :class:`Generation`.
+
+        With ``segment_reuse`` on (shared layout), runs of the prompt found in ``context``,
+        ``sources`` or ``source_store`` are reused approximately at any position."""
         ...
 
     def think(

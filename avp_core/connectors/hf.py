@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,11 @@ from ..context import LATENT, AVPContext, common_prefix_length
 from ..errors import IncompatibleContextError, InvalidRequestError, ModelNotFoundError
 from ..handshake import Handshake, Mode, resolve
 from ..identity import ModelIdentity, extract_model_identity
+from ..reuse import Segment, SegmentIndex, SegmentReuse, find_segments
+from ..reuse.anchors import AnchorPool
+from ..reuse.blend import blended_prefill
+from ..reuse.rope import KeyShifter
+from ..store import ContextStore
 from . import chat
 from .base import LAYOUTS, Generation, Layout, Stats, Usage
 from .chat import Messages
@@ -37,12 +42,16 @@ logger = logging.getLogger("avp_core")
 
 @dataclass
 class _Plan:
-    """What to compute: the full position sequence, how much is reused, the forked cache."""
+    """What to compute: the full position sequence, how much is reused exactly, the forked
+    cache, and the segments reused approximately after that."""
 
     sequence: list[int]
     reused: int
     cache: DynamicCache
     handshake: Handshake | None
+    segments: list[Segment] = field(default_factory=list)
+    settings: SegmentReuse | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 class HuggingFaceConnector:
@@ -66,6 +75,9 @@ class HuggingFaceConnector:
         # in 5.40): pass the cache under whichever name this model's forward takes
         forward = inspect.signature(model.forward).parameters
         self._cache_arg = "cache" if "cache" in forward else "past_key_values"
+        self._shifter, self._unshiftable = KeyShifter.for_model(model)
+        self.anchors = AnchorPool()
+        """Offsets observed for segment reuse (KVCOMM anchors), shared by all calls."""
 
     # -- construction ----------------------------------------------------------------------
 
@@ -172,6 +184,9 @@ class HuggingFaceConnector:
         ignore_eos: bool = False,
         source_agent: str = "",
         keep_logits: bool = False,
+        segment_reuse: SegmentReuse | bool | None = None,
+        sources: Sequence[AVPContext] = (),
+        source_store: ContextStore | None = None,
     ) -> Iterator[str | Generation]:
         """Yield text chunks as tokens are produced, then the :class:`Generation`.
 
@@ -180,10 +195,17 @@ class HuggingFaceConnector:
         the next turns after ``context``, whose whole KV is reused. ``temperature=0`` is greedy.
         ``keep_logits=True`` keeps the first position's logits in ``Generation.first_logits``
         (a copy of the whole vocabulary's, so only when asked: for equivalence checks).
+
+        ``segment_reuse`` (shared layout; approximate, opt-in): after the exact prefix, runs
+        of the prompt that ``context``, ``sources`` or ``source_store`` computed under another
+        prefix are reused at their new positions (see :class:`~avp_core.reuse.SegmentReuse`).
         """
         _check_sampling(max_new_tokens, temperature, top_p)
         start = time.perf_counter()
         plan = self._plan(chat.normalize_messages(messages), context, layout)
+        settings = SegmentReuse.coerce(segment_reuse)
+        if settings is not None:
+            self._plan_segments(plan, settings, context, sources, source_store, layout)
         generator = None
         if temperature > 0:
             generator = torch.Generator(device=self.device)
@@ -193,8 +215,26 @@ class HuggingFaceConnector:
         emitted = ""
         ttft = 0.0
         finish = "length"
+        approximate = recomputed = 0
+        computed = len(plan.sequence) - plan.reused
         with torch.inference_mode():
-            logits = self._forward(plan.sequence[plan.reused :], plan.cache)
+            if plan.segments and plan.settings is not None and self._shifter is not None:
+                blend = blended_prefill(
+                    self.model,
+                    plan.cache,
+                    plan.sequence,
+                    plan.reused,
+                    plan.segments,
+                    settings=plan.settings,
+                    shifter=self._shifter,
+                    anchors=self.anchors,
+                    cache_arg=self._cache_arg,
+                )
+                logits, computed = blend.logits, blend.computed
+                approximate, recomputed = blend.approximate, blend.recomputed
+                plan.notes.extend(blend.notes)
+            else:
+                logits = self._forward(plan.sequence[plan.reused :], plan.cache)
             first_logits = logits.clone() if keep_logits else None
             while True:
                 token = _sample(logits, temperature, top_p, generator)
@@ -230,14 +270,25 @@ class HuggingFaceConnector:
         usage = Usage(
             prompt_tokens=len(plan.sequence),
             reused_tokens=plan.reused,
-            prefilled_tokens=len(plan.sequence) - plan.reused,
+            prefilled_tokens=computed,
             completion_tokens=len(produced),
             ttft_s=ttft,
             total_s=time.perf_counter() - start,
+            approx_reused_tokens=approximate,
+            recomputed_tokens=recomputed,
         )
         self._record(usage)
+        for note in plan.notes:
+            logger.info("segment reuse: %s", note)
         yield Generation(
-            final, new_context, usage, plan.handshake, tuple(produced), finish, first_logits
+            final,
+            new_context,
+            usage,
+            plan.handshake,
+            tuple(produced),
+            finish,
+            first_logits,
+            tuple(plan.notes),
         )
 
     def think(
@@ -325,6 +376,61 @@ class HuggingFaceConnector:
             reused = min(common_prefix_length(context.sequence, sequence), len(sequence) - 1)
         return _Plan(sequence, reused, self._fork(context, reused), handshake)
 
+    def _plan_segments(
+        self,
+        plan: _Plan,
+        settings: SegmentReuse,
+        context: AVPContext | None,
+        sources: Sequence[AVPContext],
+        store: ContextStore | None,
+        layout: Layout,
+    ) -> None:
+        """Add to ``plan`` the best exact prefix among the sources, then the segments after
+        it; or say in ``plan.notes`` why there are none."""
+        if layout != "shared":
+            plan.notes.append("segment reuse applies to the shared layout only")
+            return
+        if self._shifter is None:
+            plan.notes.append(f"segment reuse off: {self._unshiftable}; dense prefill")
+            return
+        if self.context_window and len(plan.sequence) > self.context_window:
+            plan.notes.append("the prompt exceeds the context window; dense prefill")
+            return
+        verdicts: dict[str, bool] = {}
+
+        def compatible(candidate: AVPContext) -> bool:
+            if candidate.context_id not in verdicts:
+                handshake = self.check_context(candidate)
+                verdicts[candidate.context_id] = handshake.latent
+                if not handshake.latent:
+                    plan.notes.append(
+                        f"source {candidate.context_id[:8]} not reused: {handshake.reason}"
+                    )
+            return verdicts[candidate.context_id]
+
+        given = [c for c in ([context] if context else []) + list(sources) if compatible(c)]
+        for candidate in given:
+            length = min(common_prefix_length(candidate.sequence, plan.sequence), len(plan.sequence) - 1)
+            if length > plan.reused:
+                plan.reused, plan.cache = length, self._fork(candidate, length)
+                plan.handshake = self.check_context(candidate)
+        local = SegmentIndex(settings.chunk_tokens)
+        for candidate in given:
+            local.add(candidate)
+        indexes = [local] + ([store.segment_index] if store is not None else [])
+        plan.segments = [
+            segment
+            for segment in find_segments(
+                plan.sequence,
+                indexes,
+                start=plan.reused,
+                end=len(plan.sequence) - 1,
+                min_tokens=settings.min_tokens,
+                accept=compatible,
+            )
+        ]
+        plan.settings = settings
+
     def _new_cache(self) -> DynamicCache:
         return DynamicCache(config=self.model.config)
 
@@ -400,6 +506,7 @@ class HuggingFaceConnector:
             self._stats.reused_tokens += usage.reused_tokens
             self._stats.prefilled_tokens += usage.prefilled_tokens
             self._stats.completion_tokens += usage.completion_tokens
+            self._stats.approx_reused_tokens += usage.approx_reused_tokens
             for calls in self._recorders:
                 calls.append(usage)
 
