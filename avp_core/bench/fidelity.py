@@ -14,6 +14,12 @@ model, and each path is scored by exact match of the fact in the final answer:
 - ``thinking-K``: as handoff, but every agent except the last takes K latent steps instead
   of writing text (LatentMAS-style, approximate).
 
+With ``--roles own`` every agent has its own system prompt instead (the pattern most graphs,
+crews and teams are written in), the shapes are handoff and chain, and the paths are ``text``,
+``exact`` (prefix reuse, which stops at the differing system prompt) and ``segments-rR``
+(segment reuse with recompute ratio R; ``+anchors`` adds the anchor pool, warmed by the tasks
+before), each agent reusing what the earlier agents of the task computed.
+
 For every path: accuracy, agreement with the text path (same final answer), tokens prefilled
 and model time. A call that has no context is the same computation on every path that makes
 it, so it runs once and counts in each.
@@ -43,6 +49,13 @@ MIDDLE = (
 ANSWERER = ("answerer", "Answerer: answer the question with one word.", 8)
 AGGREGATOR = ("aggregator", "Aggregator: answer the question with one word.", 8)
 THINK_STEPS = (5, 10, 20)
+RECOMPUTE = (0.0, 0.15, 0.3)
+OWN_SYSTEM = {
+    "reader": "You are the Reader of a team of careful readers. You quote documents exactly.",
+    "checker": "You are the Checker of a team of careful readers. You confirm facts.",
+    "writer": "You are the Writer of a team of careful readers. You write short, plain answers.",
+    "answerer": "You are the Answerer of a team of careful readers. You answer in one word.",
+}
 
 Agent = tuple[str, str, int]
 """(role name, instruction turn, answer tokens)."""
@@ -90,7 +103,8 @@ class _Runner:
         self.run = PathRun("")
 
     def generate(self, messages: list[dict[str, str]], tokens: int, **options: Any) -> Any:
-        key = json.dumps([messages, tokens]) if options.get("context") is None else None
+        fresh = options.get("context") is None and not options.get("sources")
+        key = json.dumps([messages, tokens]) if fresh else None
         result = self._fresh.get(key) if key else None
         if result is None:
             result = self.connector.generate(messages, max_new_tokens=tokens, **options)
@@ -105,10 +119,18 @@ class _Runner:
         self.run.usage.extend(calls)
         return context
 
+    def own(self, task: FactTask, name: str) -> PathRun:
+        """``task`` through path ``name`` with every agent's own system prompt."""
+        self.run = PathRun("")
+        self.run.answer = _own_prompts(self, task, name).strip()
+        return self.run
+
     def paths(self, task: FactTask, names: list[str]) -> dict[str, PathRun]:
         """``task`` through every path in ``names``; context-free calls are shared among
         those paths only."""
         try:
+            if names[0] == OWN:
+                return {name: self.own(task, name) for name in names[1:]}
             return {name: self.path(task, name) for name in names}
         finally:
             self._fresh.clear()
@@ -153,6 +175,35 @@ def _conversation(runner: _Runner, task: FactTask, path: str) -> str:
     raise AssertionError("unreachable")
 
 
+def _own_prompts(runner: _Runner, task: FactTask, path: str) -> str:
+    """Handoff and chain shapes, each agent with its own system prompt: the conversation
+    (question and document, then the earlier answers) after it is shared, the prefix is not."""
+    shared = [_task_turn(task, task.document)]
+    contexts: list[Any] = []
+    settings = segment_settings(path)
+    for index, (name, instruction, tokens) in enumerate(agents_of(task)):
+        turns = [_turn("system", OWN_SYSTEM[name]), *shared, _turn("user", instruction)]
+        options: dict[str, Any] = {}
+        if path == "exact" and contexts:
+            options = {"context": contexts[-1]}
+        elif settings is not None and contexts:
+            options = {"segment_reuse": settings, "sources": contexts}
+        result = runner.generate(turns, tokens, **options)
+        contexts.append(result.context)
+        shared = [*shared, _turn("user", instruction), _turn("assistant", result.text)]
+    return str(result.text)
+
+
+def segment_settings(path: str) -> Any:
+    """The :class:`SegmentReuse` a ``segments-rR[+anchors]`` path names (None otherwise)."""
+    if not path.startswith("segments-r"):
+        return None
+    from ..reuse import SegmentReuse
+
+    ratio, _, extra = path.removeprefix("segments-r").partition("+")
+    return SegmentReuse(recompute=float(ratio), anchors=extra == "anchors")
+
+
 def _fanout(runner: _Runner, task: FactTask, path: str) -> str:
     """Three readers, each of a third of the document, then one aggregator."""
     *readers, (_, instruction, tokens) = agents_of(task)
@@ -186,8 +237,18 @@ def _fanout(runner: _Runner, task: FactTask, path: str) -> str:
     return str(runner.generate(turns, tokens, **options).text)
 
 
+OWN = "own"
+"""First entry of a path list that runs with every agent's own system prompt."""
+
+
 def paths(think_steps: tuple[int, ...] = THINK_STEPS) -> list[str]:
     return ["text", "exact", "handoff", *(f"thinking-{k}" for k in think_steps)]
+
+
+def own_paths(recompute: tuple[float, ...] = RECOMPUTE) -> list[str]:
+    """The own-system-prompt paths (after the :data:`OWN` marker)."""
+    segments = [f"segments-r{r:g}" for r in recompute]
+    return [OWN, "text", "exact", *segments, *(f"{s}+anchors" for s in segments)]
 
 
 def evaluate(
@@ -229,6 +290,7 @@ def evaluate(
                 results[futures[future]] = future.result()
                 if progress is not None:
                     progress(done, len(tasks))
+    names = names[1:] if names[0] == OWN else names
     return {name: [r[name] for r in results if r is not None] for name in names}
 
 
@@ -296,6 +358,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--think-steps", default="5,10,20", help="latent steps of the thinking paths ('' for none)"
     )
     parser.add_argument(
+        "--roles",
+        choices=("shared", "own"),
+        default="shared",
+        help="'own': every agent has its own system prompt; scores segment reuse",
+    )
+    parser.add_argument(
+        "--recompute", type=ratio_list, default="0,0.15,0.3", help="recompute ratios of the segment paths (own)"
+    )
+    parser.add_argument(
         "--workers", type=positive_int, default=2, help="processes sharing the CPU (default 2)"
     )
     parser.add_argument("--out", help="write results JSON (and a PNG chart beside it)")
@@ -318,6 +389,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         AutoTokenizer.from_pretrained(path), count, seed=args.seed, max_tokens=longest
     )
     names = paths(steps)
+    shapes = SHAPES
+    if args.roles == "own":
+        shapes = ("handoff", "chain")
+        tasks = [t for t in tasks if t.shape in shapes]
+        names = own_paths(tuple(args.recompute))
     start = time.perf_counter()
 
     def progress(done: int, total: int) -> None:
@@ -325,13 +401,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"  task {done}/{total}, {elapsed:.0f} s", file=sys.stderr, flush=True)
 
     runs = evaluate(args.model, tasks, names, workers=args.workers, progress=progress)
+    names = list(runs)
     rows = summarize(tasks, runs)
-    for shape in SHAPES:
+    for shape in shapes:
         rows += summarize(tasks, runs, shape)
     _print(args.model, tasks, rows)
     payload = {
         "benchmark": "fidelity",
         "model": args.model,
+        "roles": args.roles,
         "args": vars(args),
         "rows": rows,
         "answers": [
@@ -372,8 +450,24 @@ def _print(model: str, tasks: list[FactTask], rows: list[dict[str, Any]]) -> Non
         )
     )
     exact = next(r for r in rows if r["path"] == "exact" and r["shape"] == "all")
+    if any(r["path"].startswith("segments") for r in rows):
+        print("segments-rR: segment reuse, recomputing a fraction R (approximate); +anchors: "
+              "offsets estimated from earlier tasks")
     if exact["agreement"] < 1:
         print("WARNING: the exact path disagreed with text; this is a bug, please report it")
+
+
+def ratio_list(text: str) -> list[float]:
+    """Recompute ratios from a comma list, each in [0, 1] (an argparse type)."""
+    try:
+        ratios = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        ratios = [-1.0]
+    if not ratios or any(not 0 <= r <= 1 for r in ratios):
+        raise argparse.ArgumentTypeError(
+            f"expected ratios in [0, 1] separated by commas, such as 0,0.15,0.3; got {text!r}"
+        )
+    return ratios
 
 
 if __name__ == "__main__":  # pragma: no cover
