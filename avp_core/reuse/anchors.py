@@ -7,7 +7,7 @@ computed densely in its new place, its moved ("base") values and the exact offse
 keys and values there. A later run placed between the same pair of prefixes is matched to
 the anchors by its base values; the offset estimate is the softmax-weighted mix of their
 offsets, token by token. A run whose match is not confident (high entropy of the weights,
-or fewer than two anchors as long as it) is computed densely and becomes an anchor.
+or fewer than two anchors) is computed densely and becomes an anchor.
 """
 
 from __future__ import annotations
@@ -65,30 +65,42 @@ class AnchorPool:
         self, key: tuple[int, ...], base_values: torch.Tensor, threshold: float
     ) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Key and value offsets for a run whose moved values are ``base_values``
-        ([layers, heads, tokens, head_dim]), or None when no confident match exists."""
+        ([layers, heads, tokens, head_dim]), or None when no confident match exists.
+
+        Anchors of any length take part: each covers the run's first tokens up to its own
+        length, and a token no anchor covers gets no offset."""
         length = base_values.shape[-2]
         with self._lock:
-            eligible = [a for a in self._pools.get(key, []) if a.length >= length]
-        if len(eligible) < 2:
+            anchors = list(self._pools.get(key, []))
+        if len(anchors) < 2:
             return None
         new = base_values.float()
-        stacked = torch.stack([a.base_values[:, :, :length].float() for a in eligible])
-        distance = (stacked - new).flatten(1).norm(dim=1)
+        per_token = torch.full((len(anchors), length), float("inf"))
+        distance = torch.empty(len(anchors))
+        for i, anchor in enumerate(anchors):
+            n = min(length, anchor.length)
+            gap = anchor.base_values[:, :, :n].float() - new[:, :, :n]
+            per_token[i, :n] = gap.abs().mean(dim=(0, 1, 3))
+            distance[i] = gap.norm() * (length / n) ** 0.5  # as if over the whole run
         weights = torch.softmax(-distance, dim=0)
         entropy = float(-(weights * torch.log2(weights + 1e-40)).sum())
-        if entropy > threshold * math.log2(len(eligible)):
+        if entropy > threshold * math.log2(len(anchors)):
             return None
-        per_token = (stacked - new).abs().mean(dim=(1, 2, 4))  # [anchors, tokens]
-        token_weights = torch.softmax(-per_token, dim=0)[:, None, None, :, None]
-        keys = sum_weighted(token_weights, [a.key_offsets[:, :, :length] for a in eligible])
-        values = sum_weighted(token_weights, [a.value_offsets[:, :, :length] for a in eligible])
+        covered = torch.isfinite(per_token).any(dim=0)
+        token_weights = torch.softmax(-per_token, dim=0).nan_to_num(0.0) * covered
+        shape = (*base_values.shape[:2], length, base_values.shape[-1])
+        keys, values = torch.zeros(shape), torch.zeros(shape)
+        for i, anchor in enumerate(anchors):
+            n = min(length, anchor.length)
+            weight = token_weights[i, :n][None, None, :, None]
+            keys[:, :, :n] += weight * anchor.key_offsets[:, :, :n].float()
+            values[:, :, :n] += weight * anchor.value_offsets[:, :, :n].float()
         with self._lock:
-            order = torch.argsort(weights, descending=True).tolist()
-            covered = 0.0
-            for i in order:  # the anchors that carry 90% of the weight were used
-                eligible[i].uses += 1
-                covered += float(weights[i])
-                if covered >= 0.9:
+            covered_weight = 0.0
+            for i in torch.argsort(weights, descending=True).tolist():
+                anchors[i].uses += 1  # the anchors carrying 90% of the weight were used
+                covered_weight += float(weights[i])
+                if covered_weight >= 0.9:
                     break
         return keys, values
 
@@ -124,11 +136,3 @@ class AnchorPool:
         self._bytes -= victim.nbytes
         for key in [k for k, pool in self._pools.items() if not pool]:
             del self._pools[key]
-
-
-def sum_weighted(weights: torch.Tensor, tensors: list[torch.Tensor]) -> torch.Tensor:
-    """Sum over anchors of ``weights[i] * tensors[i]`` (float32)."""
-    total = torch.zeros_like(tensors[0], dtype=torch.float32)
-    for weight, tensor in zip(weights, tensors):
-        total += weight * tensor.float()
-    return total

@@ -22,12 +22,13 @@ from langchain_core.language_models.base import LangSmithParams
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from pydantic import AliasChoices, ConfigDict, Field
+from pydantic import AliasChoices, ConfigDict, Field, field_validator
 
 from avp_core._threads import stream_in_thread
 from avp_core.connectors.base import Connector, Generation, Layout
 from avp_core.context import AVPContext, common_prefix_length
 from avp_core.handshake import Handshake
+from avp_core.reuse import SegmentReuse
 from avp_core.store import ContextStore, reusable_prefix
 
 from .messages import METADATA_KEY, ContextHandle, context_of, describe, to_chat
@@ -82,8 +83,17 @@ class AVPChatModel(BaseChatModel):
     context_cache: ContextStore | None = Field(default=None, exclude=True)
     """Optional bounded cache: every new context is put there, and prompts also reuse from it
     (a warm prefix cache across graph runs; messages rebuilt without their live handle)."""
+    segment_reuse: SegmentReuse | None = Field(default=None, exclude=True)
+    """Opt-in approximate reuse (``True`` for the defaults): runs of the prompt that earlier
+    contexts computed under another prefix (another agent's system prompt) are reused at
+    their new positions; see :class:`~avp_core.reuse.SegmentReuse`. Off: exact reuse only."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    @field_validator("segment_reuse", mode="before")
+    @classmethod
+    def _coerce_segment_reuse(cls, value: Any) -> SegmentReuse | None:
+        return SegmentReuse.coerce(value)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, **kwargs: Any) -> AVPChatModel:
@@ -264,6 +274,10 @@ class AVPChatModel(BaseChatModel):
             cached, length = reusable_prefix(self.context_cache, self.connector, prompt)
             if length > best_length:
                 best = cached
+        if self.segment_reuse is not None:
+            options["segment_reuse"] = self.segment_reuse
+            options["sources"] = [context for _, context in compatible]
+            options["source_store"] = self.context_cache
         return _Plan(chat, options, best, "shared", rejected)
 
     def _candidates(
@@ -291,15 +305,18 @@ class AVPChatModel(BaseChatModel):
         usage = generation.usage
         handshake = generation.handshake or plan.rejected
         report = {
-            "mode": "latent" if plan.context is not None else "text",
+            "mode": _mode(plan, usage),
             "layout": plan.layout,
             "reused_tokens": usage.reused_tokens,
+            "approx_reused_tokens": usage.approx_reused_tokens,
+            "recomputed_tokens": usage.recomputed_tokens,
             "prefilled_tokens": usage.prefilled_tokens,
             "prompt_tokens": usage.prompt_tokens,
             "completion_tokens": usage.completion_tokens,
             "ttft_s": round(usage.ttft_s, 6),
             "total_s": round(usage.total_s, 6),
             "handshake": handshake.reason if handshake else None,
+            "notes": list(generation.notes),
             "handshake_mode": handshake.mode.value if handshake else None,
             "reused_context_id": plan.context.context_id if plan.context else None,
             "context_id": generation.context.context_id,
@@ -325,6 +342,12 @@ class AVPChatModel(BaseChatModel):
             return _chunk(item)
         message = self._message(AIMessageChunk(content="", chunk_position="last"), *item)
         return ChatGenerationChunk(message=message)
+
+
+def _mode(plan: _Plan, usage: Any) -> str:
+    if usage.approx_reused_tokens:
+        return "segments"
+    return "latent" if plan.context is not None or usage.reused_tokens else "text"
 
 
 def _said(messages: list[BaseMessage], context: AVPContext) -> int:
