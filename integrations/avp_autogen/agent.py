@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncGenerator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from autogen_agentchat.agents import BaseChatAgent
@@ -22,6 +22,7 @@ from pydantic import Field
 
 from avp_core.connectors.base import Connector, Generation, Layout, Usage
 from avp_core.context import AVPContext
+from avp_core.reuse import SegmentReuse
 
 from ._threads import stream_in_thread
 from .messages import LatentMessage, latent_context
@@ -45,13 +46,17 @@ class _Turn:
     layout: Layout
     reason: str
     anchor: str = ""
+    sources: list[AVPContext] = field(default_factory=list)
 
     def metadata(self, usage: Usage) -> dict[str, str]:
+        mode = "latent" if self.context is not None or usage.reused_tokens else "text"
         data = {
-            "avp.mode": "latent" if self.context is not None else "text",
+            "avp.mode": "segments" if usage.approx_reused_tokens else mode,
             "avp.reason": self.reason,
             "avp.prompt_tokens": str(usage.prompt_tokens),
             "avp.reused_tokens": str(usage.reused_tokens),
+            "avp.approx_reused_tokens": str(usage.approx_reused_tokens),
+            "avp.recomputed_tokens": str(usage.recomputed_tokens),
             "avp.prefilled_tokens": str(usage.prefilled_tokens),
         }
         if self.anchor:
@@ -78,6 +83,10 @@ class AVPAssistantAgent(BaseChatAgent):
         max_new_tokens, temperature, top_p, stop, seed, ignore_eos: generation options, as
             in :meth:`~avp_core.Connector.generate_stream`.
         stream: Yield a ``ModelClientStreamingChunkEvent`` per decoded chunk.
+        segment_reuse: Opt-in approximate reuse (``True`` for the defaults). The agent then
+            renders the conversation as text, its system message first, exactly as without
+            avp-suite, and reuses the runs of it that the contexts of the messages it has
+            seen computed under other prefixes; see :class:`~avp_core.reuse.SegmentReuse`.
     """
 
     def __init__(
@@ -94,9 +103,11 @@ class AVPAssistantAgent(BaseChatAgent):
         seed: int | None = None,
         ignore_eos: bool = False,
         stream: bool = True,
+        segment_reuse: SegmentReuse | bool | None = None,
     ) -> None:
         super().__init__(name, description)
         self._connector = connector
+        self._segments = SegmentReuse.coerce(segment_reuse)
         self._system_message = system_message
         self._stream = stream
         self._options: dict[str, Any] = {
@@ -152,6 +163,11 @@ class AVPAssistantAgent(BaseChatAgent):
                 layout=turn.layout,
                 source_agent=self.name,
                 **self._options,
+                **(
+                    {"segment_reuse": self._segments, "sources": turn.sources}
+                    if self._segments is not None
+                    else {}
+                ),
             )
 
         async for item in stream_in_thread(produce, cancellation_token):
@@ -219,6 +235,16 @@ class AVPAssistantAgent(BaseChatAgent):
     def _plan(self) -> _Turn:
         system = [{"role": "system", "content": self._system_message}]
         system = system if self._system_message else []
+        if self._segments is not None:
+            turns = system + [self._as_turn(m) for m in self._history]
+            sources = [
+                context
+                for m in self._history
+                if (context := latent_context(m)) is not None
+                and self._connector.check_context(context).latent
+            ]
+            reason = f"segment reuse from {len(sources)} context(s)"
+            return _Turn(turns, None, "shared", reason, sources=sources)
         anchor, reason = self._anchor()
         if anchor is not None:
             index = next(i for i, m in enumerate(self._history) if m is anchor)

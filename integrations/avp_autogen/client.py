@@ -30,6 +30,7 @@ from autogen_core.tools import Tool, ToolSchema
 from pydantic import BaseModel
 
 from avp_core.connectors.base import Connector, Generation, Usage
+from avp_core.reuse import SegmentReuse
 from avp_core.store import ContextStore, reusable_prefix
 
 from ._threads import stream_in_thread
@@ -47,6 +48,10 @@ class AVPChatCompletionClient(ChatCompletionClient):
         max_new_tokens, temperature, top_p, stop, seed, ignore_eos: default generation
             options; ``extra_create_args`` of a call may override any of them.
         family: ``model_info["family"]``.
+        segment_reuse: opt-in approximate reuse (``True`` for the defaults): runs of the
+            prompt that stored contexts computed under another prefix (another agent's
+            ``system_message``) are reused at their new positions; see
+            :class:`~avp_core.reuse.SegmentReuse`. Off: exact prefix reuse only.
 
     Text only: no vision, function calling, JSON mode or structured output (``model_info``
     says so, and asking for them raises ``ValueError``).
@@ -65,9 +70,11 @@ class AVPChatCompletionClient(ChatCompletionClient):
         seed: int | None = None,
         ignore_eos: bool = False,
         family: str = ModelFamily.UNKNOWN,
+        segment_reuse: SegmentReuse | bool | None = None,
     ) -> None:
         self._connector = connector
         self._latent = latent
+        self._segments = SegmentReuse.coerce(segment_reuse)
         self._store = store if store is not None else ContextStore(max_bytes=256 << 20)
         self._options: dict[str, Any] = {
             "max_new_tokens": max_new_tokens,
@@ -151,11 +158,13 @@ class AVPChatCompletionClient(ChatCompletionClient):
         chat = to_chat(messages)
 
         def produce() -> Any:  # in the worker thread: rendering and lookup too
-            context = None
+            context, reuse = None, {}
             if self._latent:
                 ids = self._connector.prompt_ids(chat)
                 context, _ = reusable_prefix(self._store, self._connector, ids)
-            return self._connector.generate_stream(chat, context=context, **options)
+                if self._segments is not None:
+                    reuse = {"segment_reuse": self._segments, "source_store": self._store}
+            return self._connector.generate_stream(chat, context=context, **options, **reuse)
 
         generation: Generation | None = None
         async for item in stream_in_thread(produce, cancellation_token):
