@@ -26,6 +26,7 @@ from crewai.utilities.exceptions.context_window_exceeding_exception import (
 
 from avp_core import AVPContext, ContextStore, InvalidRequestError
 from avp_core.connectors.base import Connector, Generation
+from avp_core.reuse import SegmentReuse
 from avp_core.store import reusable_prefix
 
 from . import run as _run
@@ -85,6 +86,7 @@ class AVPLLM(BaseLLM):
         stop: list[str] | None = None,
         ignore_eos: bool = False,
         context_cache: ContextStore | None = None,
+        segment_reuse: SegmentReuse | bool | None = None,
         model: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -104,6 +106,9 @@ class AVPLLM(BaseLLM):
         )
         self.top_p = top_p
         self.seed = seed
+        self._segments = SegmentReuse.coerce(segment_reuse)
+        if self._segments is not None and context_cache is None:
+            context_cache = ContextStore(max_bytes=256 << 20)
         self._shared = _Shared(connector, context_cache)
         self._latent = bool(latent)
         self._max_new_tokens = int(max_new_tokens)
@@ -235,7 +240,8 @@ class AVPLLM(BaseLLM):
                 self._invoke_before_llm_call_hooks(cast("list[LLMMessage]", chat), from_agent)
             run = _run.current_run()
             task_key = _run.task_key(from_task)
-            handoff = run.continuation(task_key, self) if run and self._latent else None
+            plans = run and self._latent and self._segments is None
+            handoff = run.continuation(task_key, self) if plans else None
             self._check_window(chat, handoff)
             cache = self._shared.cache if self._latent else None
             prefix = None
@@ -329,6 +335,11 @@ class AVPLLM(BaseLLM):
             stop=self._stops(),
             ignore_eos=self._ignore_eos,
             source_agent=str(getattr(from_agent, "role", "") or ""),
+            **(
+                {"segment_reuse": self._segments, "source_store": self._shared.cache}
+                if self._segments is not None and self._latent
+                else {}
+            ),
         )
         streaming = self._streaming()
         for item in stream:

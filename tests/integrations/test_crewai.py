@@ -401,3 +401,47 @@ def test_any_connector_is_accepted_and_other_objects_are_refused(qwen):
     assert llm.call("Say hi.") == AVPLLM(qwen, max_new_tokens=4).call("Say hi.")
     with pytest.raises(InvalidRequestError, match="avp_core Connector"):
         AVPLLM(object(), max_new_tokens=4)
+
+
+# -- segment reuse: four roles, the document in every task -------------------------------------
+
+
+def document_crew(llm):
+    """Four agents with their own role, goal and backstory; every task quotes {document}."""
+    agents = [
+        Agent(role=role, goal=f"Work as the {role}.", backstory=f"You are the {role}.", llm=llm)
+        for role in ("researcher", "analyst", "critic", "writer")
+    ]
+    tasks = [
+        Task(
+            description=f"As the {agent.role}, study this document:\n{{document}}",
+            expected_output="One line.",
+            agent=agent,
+        )
+        for agent in agents
+    ]
+    return Crew(agents=agents, tasks=tasks, process=Process.sequential, verbose=False)
+
+
+def test_segment_reuse_in_a_crew_reuses_the_document_across_roles(qwen):
+    from avp_core.bench.workload import make_document
+    from avp_core.reuse import SegmentReuse
+
+    document, _ = make_document(qwen.tokenizer, 300)
+    prefilled, outputs = {}, {}
+    for name, options in (
+        ("text", {"latent": False}),
+        ("exact", {"context_cache": __import__("avp_core").ContextStore()}),
+        ("segments", {"segment_reuse": SegmentReuse(recompute=0.0, anchors=False)}),
+        ("dense", {"segment_reuse": SegmentReuse(recompute=1.0, anchors=False)}),
+    ):
+        llm = AVPLLM(qwen, max_new_tokens=TOKENS, **options)
+        with qwen.record() as usage:
+            result = document_crew(llm).kickoff(inputs={"document": document})
+        prefilled[name] = sum(u.prefilled_tokens for u in usage)
+        outputs[name] = [t.raw for t in result.tasks_output]
+        if name == "segments":
+            assert all(u.approx_reused_tokens > 250 for u in usage[1:])
+    assert prefilled["exact"] > 0.9 * prefilled["text"]
+    assert prefilled["segments"] < 0.5 * prefilled["text"]
+    assert outputs["dense"] == outputs["text"]  # recompute 1 is dense prefill
