@@ -19,6 +19,7 @@ BENCHMARKS: dict[str, str] = {
     "chain": "avp_core.bench.chain",
     "kvcomm": "avp_core.bench.kvcomm",
     "fidelity": "avp_core.bench.fidelity",
+    "patterns": "avp_core.bench.patterns",
 }
 
 

@@ -61,6 +61,11 @@ class AnchorPool:
     def nbytes(self) -> int:
         return self._bytes
 
+    def clear(self) -> None:
+        with self._lock:
+            self._pools.clear()
+            self._bytes = 0
+
     def estimate(
         self, key: tuple[int, ...], base_values: torch.Tensor, threshold: float
     ) -> tuple[torch.Tensor, torch.Tensor] | None:
