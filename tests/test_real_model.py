@@ -110,3 +110,46 @@ def test_the_demo_without_the_wheel_is_one_line(wheel_missing, tmp_path, capsys)
     assert main(["demo", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--no-deps" in err[0] and "Traceback" not in err[0]
+
+
+FERRY = (
+    "The Brenmoor ferry leaves the north pier at seven. It carries bicycles but not cars. "
+    "The crossing takes forty minutes, and the cafe on board sells tea and almond cake. "
+    "Tickets are sold at the kiosk by the harbour wall, and children under five ride free."
+)
+
+
+def _own_prompts(system: str, *turns: str) -> list[dict[str, str]]:
+    return [{"role": "system", "content": system}] + [
+        {"role": "user", "content": turn} for turn in turns
+    ]
+
+
+def test_segment_reuse_on_the_real_model(smollm2):
+    from avp_core.reuse import SegmentReuse
+
+    reader = _own_prompts("You are the reader.", f"Document:\n{FERRY}")
+    source = smollm2.generate(reader, max_new_tokens=24).context
+    answerer = _own_prompts(
+        "You are the answerer. You answer in one short sentence.",
+        f"Document:\n{FERRY}",
+        "When does the ferry leave?",
+    )
+    dense = smollm2.generate(answerer, max_new_tokens=16, keep_logits=True)
+    full = smollm2.generate(
+        answerer,
+        max_new_tokens=16,
+        keep_logits=True,
+        sources=[source],
+        segment_reuse=SegmentReuse(recompute=1.0, anchors=False),
+    )
+    assert full.token_ids == dense.token_ids  # recompute 1 is dense prefill
+    assert torch.allclose(full.first_logits, dense.first_logits, atol=1e-3)
+    reused = smollm2.generate(
+        answerer,
+        max_new_tokens=16,
+        sources=[source],
+        segment_reuse=SegmentReuse(recompute=0.0, anchors=False),
+    )
+    assert reused.usage.approx_reused_tokens > 60 and reused.usage.prefilled_tokens < 40
+    assert "seven" in dense.text.lower() and reused.text.strip()

@@ -170,29 +170,34 @@ def handoff_chart(payload: dict[str, Any], path: str | Path) -> Path | None:
 
 
 def kvcomm_chart(payload: dict[str, Any], path: str | Path) -> Path | None:
-    """The fifth agent's time to first token and prefilled tokens, dense vs latent."""
-    agent = [f"agent {payload['args']['agents']}"]
+    """Time to first token and prefilled tokens of agents 2..N, per reuse mode."""
+    results = payload["results"]
+    agents = [f"agent {row['agent']}" for row in results["dense"]]
+
+    def series(key: str, scale: float = 1.0) -> dict[str, list[float]]:
+        return {mode: [row[key] * scale for row in rows] for mode, rows in results.items()}
+
     return bars(
         path,
-        f"KVCOMM's setting: {payload['ratio']:.1f}x lower time to first token",
+        f"KVCOMM's setting on {payload['args']['model']}: own prefixes, shared input",
         [
-            (
-                "time to first token (ms)",
-                agent,
-                {
-                    "dense": [payload["ttft_s"]["dense"] * 1e3],
-                    "latent": [payload["ttft_s"]["latent"] * 1e3],
-                },
-            ),
-            (
-                "prefilled tokens",
-                agent,
-                {
-                    "dense": [payload["dense_prefilled"]],
-                    "latent": [payload["latent_prefilled"]],
-                },
-            ),
+            ("time to first token (ms), lower is better", agents, series("ttft_s", 1e3)),
+            ("prefilled tokens", agents, series("prefilled_tokens")),
         ],
+    )
+
+
+def patterns_chart(payload: dict[str, Any], path: str | Path) -> Path | None:
+    """Prefilled tokens per framework pattern and agent count, per reuse mode."""
+    rows = payload["rows"]
+    groups = list(dict.fromkeys(f"{r['framework']}\n{r['agents']} agents" for r in rows))
+    modes = list(dict.fromkeys(r["mode"] for r in rows))
+    by = {(f"{r['framework']}\n{r['agents']} agents", r["mode"]): r for r in rows}
+    series = {m: [by[(g, m)]["prefilled_tokens"] for g in groups if (g, m) in by] for m in modes}
+    return bars(
+        path,
+        f"Own system prompt per agent, on {payload['model']}: prefilled tokens",
+        [("prefilled tokens, lower is better", groups, series)],
     )
 
 
@@ -247,6 +252,7 @@ CHARTS: dict[str, Callable[[dict[str, Any], str | Path], Path | None]] = {
     "frameworks": framework_chart,
     "demo": framework_chart,
     "fidelity": fidelity_chart,
+    "patterns": patterns_chart,
 }
 """Benchmark name (the payload's ``benchmark`` field) to its chart."""
 

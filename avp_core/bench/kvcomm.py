@@ -1,11 +1,19 @@
-"""KVCOMM's setting: time to first token of the fifth agent, latent reuse vs dense prefill.
+"""KVCOMM's setting: fully connected agents with their own prefixes over one shared input.
 
-Five agents share a 1K-token input; each has its own 512-token prefix (role prompt) and writes
-512 tokens. Agent 5's dense prefill reads its prefix, the input and the four earlier outputs
-(~3.5K tokens); on the latent path it continues agent 4's context (handoff layout, exact
-reuse of everything computed before) and prefills only its prefix. KVCOMM (approximate KV
-reuse across differing prefixes) reports 7.8x at 5 agents on an H100; this is our ratio on
-this machine, with exact reuse.
+Five agents (``--agents``) each have their own ~512-token prefix (role prompt); a ~1K-token
+input goes to all of them; agent k reads its prefix, the input and the outputs of agents
+1..k-1. As in a served system, every agent's prefix was computed in an earlier round and is
+in the store (``--warmup`` earlier rounds on other inputs, which also fill the anchor pool).
+For agents 2..N the time to first token is measured for:
+
+- ``dense``: the whole prompt prefilled (text);
+- ``exact``: exact prefix reuse from the store (the agent's own prefix, nothing after it);
+- ``segments-rR``: exact prefix, then the input and the earlier outputs reused from the
+  contexts that computed them (approximate; R = recompute ratio, ``+anchors`` = the anchor
+  pool corrects offsets).
+
+Figures are medians of ``--runs`` interleaved repetitions of each agent's first-token call.
+KVCOMM (arXiv 2510.12872) reports 7.8x lower TTFT at five agents on an H100.
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ import statistics
 import sys
 from typing import Any
 
-from .._args import positive_int
+from .._args import non_negative_int, positive_int
 from .common import machine, table, write_json
 from .workload import make_document
 
@@ -31,107 +39,152 @@ def prefixes(tokenizer: Any, agents: int, tokens: int) -> list[str]:
     ]
 
 
+def inputs(tokenizer: Any, tokens: int, count: int) -> list[str]:
+    """``count`` different shared inputs of about ``tokens`` tokens (other corpus windows)."""
+    words = make_document(tokenizer, tokens * (count + 1))[0].split()
+    size = len(words) // (count + 1)
+    return [" ".join(words[i * size : (i + 1) * size]) for i in range(count)]
+
+
+def prompt(prefix: str, shared: str, outputs: list[str]) -> list[dict[str, str]]:
+    turns = [{"role": "system", "content": prefix}, {"role": "user", "content": shared}]
+    for index, text in enumerate(outputs):
+        turns += [{"role": "user", "content": f"Agent {index + 1} said:"}]
+        turns += [{"role": "assistant", "content": text}]
+    return turns
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="avp-suite bench kvcomm", description=__doc__)
     parser.add_argument("--model", default="bench-qwen2")
     parser.add_argument("--agents", type=positive_int, default=5)
     parser.add_argument("--input-tokens", type=positive_int, default=1024)
     parser.add_argument("--prefix-tokens", type=positive_int, default=512)
-    parser.add_argument("--output-tokens", type=positive_int, default=512)
-    parser.add_argument("--runs", type=positive_int, default=5)
-    parser.add_argument("--out", help="write results JSON here")
+    parser.add_argument("--output-tokens", type=positive_int, default=128)
+    parser.add_argument("--recompute", default="0.15,0.3", help="ratios of the segment rows")
+    parser.add_argument("--warmup", type=non_negative_int, default=2, help="earlier rounds")
+    parser.add_argument("--runs", type=positive_int, default=3)
+    parser.add_argument("--out", help="write results JSON (and a PNG chart beside it)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = build_parser().parse_args(argv)
-
+    parser = build_parser()
+    args = parser.parse_args(argv)
     from ..connectors.hf import HuggingFaceConnector
+    from ..reuse import SegmentReuse
+    from ..store import ContextStore, reusable_prefix
+    from .fidelity import ratio_list
 
+    try:
+        ratios = ratio_list(args.recompute)
+    except argparse.ArgumentTypeError as exc:
+        parser.error(f"argument --recompute: {exc}")
     connector = HuggingFaceConnector.from_pretrained(args.model)
     tokenizer = connector.tokenizer
-    shared_input, input_tokens = make_document(tokenizer, args.input_tokens)
     roles = prefixes(tokenizer, args.agents, args.prefix_tokens)
+    *earlier_inputs, shared = inputs(tokenizer, args.input_tokens, args.warmup + 1)
     options = {"max_new_tokens": args.output_tokens, "ignore_eos": True}
+    settings = {f"segments-r{r:g}+anchors": SegmentReuse(recompute=r) for r in ratios}
+    settings["segments-r0"] = SegmentReuse(recompute=0.0, anchors=False)
+    store = ContextStore(max_bytes=4 << 30)
 
-    print(
-        f"building the first {args.agents - 1} agents' outputs "
-        f"({args.output_tokens} tokens each) ...",
-        file=sys.stderr,
-        flush=True,
-    )
-    context: Any = None
-    outputs: list[str] = []
-    for index, role in enumerate(roles[:-1]):
-        turn = [{"role": "system", "content": role}]
-        if context is None:
-            turn.append({"role": "user", "content": shared_input})
-        result = connector.generate(
-            turn, context=context, layout="handoff" if context else "shared", **options
+    def round_of(text: str, anchored: bool) -> tuple[list[list[dict[str, str]]], list[Any]]:
+        """One round on input ``text``: every agent answers. An earlier round's contexts go
+        to the store (so the prefixes are there); the measured round's do not."""
+        outputs: list[str] = []
+        contexts: list[Any] = []
+        prompts = []
+        for role in roles:
+            turns = prompt(role, text, outputs)
+            reuse = {"segment_reuse": SegmentReuse(recompute=0.3)} if anchored else {}
+            result = connector.generate(turns, sources=contexts, **reuse, **options)
+            if anchored:
+                store.put(result.context)
+            outputs.append(result.text)
+            contexts.append(result.context)
+            prompts.append(turns)
+        return prompts, contexts
+
+    for index, text in enumerate(earlier_inputs):  # earlier rounds: prefixes, anchors
+        print(f"earlier round {index + 1} ...", file=sys.stderr, flush=True)
+        round_of(text, anchored=True)
+    print(f"the measured round ({args.agents} agents) ...", file=sys.stderr, flush=True)
+    prompts, contexts = round_of(shared, anchored=False)
+
+    def first_token(mode: str, agent: int) -> Any:
+        turns = prompts[agent]
+        if mode == "dense":
+            return connector.generate(turns, max_new_tokens=1)
+        context, _ = reusable_prefix(store, connector, connector.prompt_ids(turns))
+        if mode == "exact":
+            return connector.generate(turns, context=context, max_new_tokens=1)
+        return connector.generate(
+            turns,
+            context=context,
+            sources=contexts[:agent],
+            segment_reuse=settings[mode],
+            max_new_tokens=1,
         )
-        context, outputs = result.context, [*outputs, result.text]
-        print(f"  agent {index + 1} done", file=sys.stderr, flush=True)
-    assert context is not None
 
-    earlier = "\n\n".join(f"Agent {i + 1}: {text}" for i, text in enumerate(outputs))
-    dense_messages = [
-        {"role": "system", "content": roles[-1]},
-        {"role": "user", "content": f"{shared_input}\n\n{earlier}"},
-    ]
-    latent_turn = [{"role": "system", "content": roles[-1]}]
-
-    def dense() -> Any:
-        return connector.generate(dense_messages, max_new_tokens=1)
-
-    def latent() -> Any:
-        return connector.generate(latent_turn, context=context, layout="handoff", max_new_tokens=1)
-
-    dense_usage, latent_usage = dense().usage, latent().usage
-    samples: dict[str, list[float]] = {"dense": [], "latent": []}
-    for run in range(args.runs):
-        for name, fn in (
-            (("dense", dense), ("latent", latent))
-            if run % 2 == 0
-            else (("latent", latent), ("dense", dense))
-        ):
-            samples[name].append(fn().usage.ttft_s)
-    ttft = {name: statistics.median(values) for name, values in samples.items()}
-    ratio = ttft["dense"] / ttft["latent"]
-    print(
-        f"model {args.model}; shared input {input_tokens} tokens, prefixes ~{args.prefix_tokens}, "
-        f"outputs {args.output_tokens}; agent {args.agents}'s time to first token, median of "
-        f"{args.runs} interleaved runs"
-    )
-    print(
-        table(
-            ["agent 5", "prefilled tokens", "reused tokens", "TTFT ms"],
-            [
-                ["dense prefill (text)", dense_usage.prefilled_tokens, 0, ttft["dense"] * 1e3],
-                [
-                    "latent (exact reuse)",
-                    latent_usage.prefilled_tokens,
-                    latent_usage.reused_tokens,
-                    ttft["latent"] * 1e3,
-                ],
-            ],
-        )
-    )
-    print(
-        f"TTFT ratio dense/latent: {ratio:.1f}x (KVCOMM reports 7.8x on an H100, approximate "
-        "reuse; ours is exact, on this CPU)"
-    )
+    modes = ["dense", "exact", *settings]
+    results: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
+    for agent in range(1, args.agents):
+        samples: dict[str, list[float]] = {mode: [] for mode in modes}
+        usage: dict[str, Any] = {}
+        for run in range(args.runs + 1):
+            order = modes if run % 2 == 0 else modes[::-1]
+            for mode in order:
+                result = first_token(mode, agent)
+                if run:  # the first repetition warms up
+                    samples[mode].append(result.usage.ttft_s)
+                usage[mode] = result.usage
+        for mode in modes:
+            u = usage[mode]
+            results[mode].append(
+                {
+                    "agent": agent + 1,
+                    "ttft_s": statistics.median(samples[mode]),
+                    "prompt_tokens": u.prompt_tokens,
+                    "prefilled_tokens": u.prefilled_tokens,
+                    "reused": u.reused_tokens + u.approx_reused_tokens,
+                }
+            )
+    _print(args, results)
     payload = {
         "benchmark": "kvcomm",
         "args": vars(args),
-        "ttft_s": ttft,
-        "ratio": ratio,
-        "dense_prefilled": dense_usage.prefilled_tokens,
-        "latent_prefilled": latent_usage.prefilled_tokens,
-        "latent_reused": latent_usage.reused_tokens,
+        "results": results,
         "machine": machine(),
     }
     write_json(args.out, payload)
     return payload
+
+
+def _print(args: argparse.Namespace, results: dict[str, list[dict[str, Any]]]) -> None:
+    print(
+        f"model {args.model}; {args.agents} agents, own prefixes ~{args.prefix_tokens} tokens, "
+        f"shared input ~{args.input_tokens}, outputs {args.output_tokens}; time to first token, "
+        f"median of {args.runs} interleaved runs"
+    )
+    dense = results["dense"]
+    rows = []
+    for mode, per_agent in results.items():
+        for row, base in zip(per_agent, dense):
+            rows.append(
+                [
+                    f"agent {row['agent']}",
+                    mode,
+                    row["prompt_tokens"],
+                    row["prefilled_tokens"],
+                    f"{100 * row['reused'] / row['prompt_tokens']:.0f}%",
+                    row["ttft_s"] * 1e3,
+                    base["ttft_s"] / row["ttft_s"],
+                ]
+            )
+    print(
+        table(["agent", "mode", "prompt", "prefilled", "reuse rate", "TTFT ms", "x vs dense"], rows)
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover
