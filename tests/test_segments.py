@@ -38,7 +38,8 @@ def test_index_skips_latent_steps_and_respects_start_and_accept():
     prompt = list(range(100, 170))
     found = find_segments(prompt, [index], start=10, end=70, min_tokens=8)
     assert [(s.start, s.length) for s in found] == [(10, 22), (33, 37)]
-    assert find_segments(prompt, [index], start=0, end=70, min_tokens=8, accept=lambda c: False) == []
+    refused = find_segments(prompt, [index], start=0, end=70, min_tokens=8, accept=lambda c: False)
+    assert refused == []
 
 
 def test_key_shift_is_exact_at_the_first_layer(qwen):
@@ -51,7 +52,9 @@ def test_key_shift_is_exact_at_the_first_layer(qwen):
         cache = qwen._new_cache()
         positions = torch.arange(ids.shape[1])[None] + offset
         with torch.inference_mode():
-            qwen.model(input_ids=ids, position_ids=positions, use_cache=True, **{qwen._cache_arg: cache})
+            qwen.model(
+                input_ids=ids, position_ids=positions, use_cache=True, **{qwen._cache_arg: cache}
+            )
         keys[offset] = cache.layers[0].keys
     assert torch.allclose(shifter.shift(keys[0], 37), keys[37], atol=1e-5)
     assert torch.allclose(shifter.shift(keys[37], -37), keys[0], atol=1e-5)
@@ -144,7 +147,9 @@ def test_anchor_pool_reuses_a_confident_match_and_refuses_an_ambiguous_one():
 def test_settings_are_validated():
     assert SegmentReuse.coerce(True) == SegmentReuse()
     assert SegmentReuse.coerce(None) is None and SegmentReuse.coerce(False) is None
-    assert SegmentReuse(recompute=0.15).name == "segments-r0.15+anchors"
-    for bad in ({"recompute": -0.1}, {"min_tokens": 0}, {"anchor_threshold": 2}, {"max_anchors": 1}):
+    assert SegmentReuse(recompute=0.15).name == "segments-r0.15"
+    assert SegmentReuse(anchors=True).name == "segments-r0.15+anchors"
+    bad_settings = ({"recompute": -0.1}, {"min_tokens": 0}, {"anchor_threshold": 2})
+    for bad in (*bad_settings, {"max_anchors": 1}):
         with pytest.raises(ValueError):
             SegmentReuse(**bad)

@@ -181,7 +181,7 @@ def _own_prompts(runner: _Runner, task: FactTask, path: str) -> str:
     shared = [_task_turn(task, task.document)]
     contexts: list[Any] = []
     settings = segment_settings(path)
-    for index, (name, instruction, tokens) in enumerate(agents_of(task)):
+    for name, instruction, tokens in agents_of(task):
         turns = [_turn("system", OWN_SYSTEM[name]), *shared, _turn("user", instruction)]
         options: dict[str, Any] = {}
         if path == "exact" and contexts:
@@ -364,7 +364,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="'own': every agent has its own system prompt; scores segment reuse",
     )
     parser.add_argument(
-        "--recompute", type=ratio_list, default="0,0.15,0.3", help="recompute ratios of the segment paths (own)"
+        "--recompute",
+        type=ratio_list,
+        default="0,0.15,0.3",
+        help="recompute ratios of the segment paths (own)",
     )
     parser.add_argument(
         "--workers", type=positive_int, default=2, help="processes sharing the CPU (default 2)"
@@ -389,7 +392,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         AutoTokenizer.from_pretrained(path), count, seed=args.seed, max_tokens=longest
     )
     names = paths(steps)
-    shapes = SHAPES
+    shapes: tuple[str, ...] = SHAPES
     if args.roles == "own":
         shapes = ("handoff", "chain")
         tasks = [t for t in tasks if t.shape in shapes]
@@ -451,8 +454,10 @@ def _print(model: str, tasks: list[FactTask], rows: list[dict[str, Any]]) -> Non
     )
     exact = next(r for r in rows if r["path"] == "exact" and r["shape"] == "all")
     if any(r["path"].startswith("segments") for r in rows):
-        print("segments-rR: segment reuse, recomputing a fraction R (approximate); +anchors: "
-              "offsets estimated from earlier tasks")
+        print(
+            "segments-rR: segment reuse, recomputing a fraction R (approximate); +anchors: "
+            "offsets estimated from earlier tasks"
+        )
     if exact["agreement"] < 1:
         print("WARNING: the exact path disagreed with text; this is a bug, please report it")
 

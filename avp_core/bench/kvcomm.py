@@ -9,8 +9,8 @@ For agents 2..N the time to first token is measured for:
 - ``dense``: the whole prompt prefilled (text);
 - ``exact``: exact prefix reuse from the store (the agent's own prefix, nothing after it);
 - ``segments-rR``: exact prefix, then the input and the earlier outputs reused from the
-  contexts that computed them (approximate; R = recompute ratio, ``+anchors`` = the anchor
-  pool corrects offsets).
+  contexts that computed them (approximate; R = recompute ratio); ``segments-r0+anchors`` is
+  KVCOMM's own scheme: no recompute, offsets corrected from the anchor pool.
 
 Figures are medians of ``--runs`` interleaved repetitions of each agent's first-token call.
 KVCOMM (arXiv 2510.12872) reports 7.8x lower TTFT at five agents on an H100.
@@ -85,8 +85,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     roles = prefixes(tokenizer, args.agents, args.prefix_tokens)
     *earlier_inputs, shared = inputs(tokenizer, args.input_tokens, args.warmup + 1)
     options = {"max_new_tokens": args.output_tokens, "ignore_eos": True}
-    settings = {f"segments-r{r:g}+anchors": SegmentReuse(recompute=r) for r in ratios}
-    settings["segments-r0"] = SegmentReuse(recompute=0.0, anchors=False)
+    settings = {
+        "segments-r0": SegmentReuse(recompute=0.0),
+        "segments-r0+anchors": SegmentReuse(recompute=0.0, anchors=True),
+        **{f"segments-r{r:g}": SegmentReuse(recompute=r) for r in ratios if r},
+    }
     store = ContextStore(max_bytes=4 << 30)
 
     def round_of(text: str, anchored: bool) -> tuple[list[list[dict[str, str]]], list[Any]]:
@@ -97,7 +100,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         prompts = []
         for role in roles:
             turns = prompt(role, text, outputs)
-            reuse = {"segment_reuse": SegmentReuse(recompute=0.3)} if anchored else {}
+            reuse = {"segment_reuse": SegmentReuse(anchors=True)} if anchored else {}
             result = connector.generate(turns, sources=contexts, **reuse, **options)
             if anchored:
                 store.put(result.context)

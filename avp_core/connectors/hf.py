@@ -410,7 +410,8 @@ class HuggingFaceConnector:
 
         given = [c for c in ([context] if context else []) + list(sources) if compatible(c)]
         for candidate in given:
-            length = min(common_prefix_length(candidate.sequence, plan.sequence), len(plan.sequence) - 1)
+            shared = common_prefix_length(candidate.sequence, plan.sequence)
+            length = min(shared, len(plan.sequence) - 1)
             if length > plan.reused:
                 plan.reused, plan.cache = length, self._fork(candidate, length)
                 plan.handshake = self.check_context(candidate)

@@ -105,19 +105,17 @@ def blended_prefill(
     kept_positions = reusable[keep]
     computed_positions = torch.nonzero(~covered[reused:]).flatten() + reused
 
-    for layer, cache_layer in zip(range(len(layers)), layers):
-        keys = approx_keys[layer][:, :, keep]
-        values = approx_values[layer][:, :, keep]
+    for layer, cache_layer in enumerate(layers):
+        kept_keys = approx_keys[layer][:, :, keep]
+        kept_values = approx_values[layer][:, :, keep]
         if cache_layer.keys is None or not cache_layer.is_initialized:
-            cache_layer.lazy_initialization(keys, values)
-            cache_layer.keys, cache_layer.values = keys, values
+            cache_layer.lazy_initialization(kept_keys, kept_values)
+            cache_layer.keys, cache_layer.values = kept_keys, kept_values
         else:
-            cache_layer.keys = torch.cat([cache_layer.keys, keys], dim=-2)
-            cache_layer.values = torch.cat([cache_layer.values, values], dim=-2)
+            cache_layer.keys = torch.cat([cache_layer.keys, kept_keys], dim=-2)
+            cache_layer.values = torch.cat([cache_layer.values, kept_values], dim=-2)
 
-    key_positions = torch.cat(
-        [torch.arange(reused), kept_positions, computed_positions]
-    )
+    key_positions = torch.cat([torch.arange(reused), kept_positions, computed_positions])
     visible = key_positions[None, :] <= computed_positions[:, None]
     mask = torch.zeros(visible.shape, dtype=dtype)
     mask.masked_fill_(~visible, torch.finfo(dtype).min)
@@ -203,7 +201,8 @@ def _probe(
     from transformers import DynamicCache
 
     scratch = DynamicCache(config=model.config)
-    for source, target in zip(cache.layers, scratch.layers):
+    scratch_layers: list[Any] = list(scratch.layers)
+    for source, target in zip(cache.layers, scratch_layers):
         if source.keys is not None and source.keys.shape[-2]:
             target.lazy_initialization(source.keys, source.values)
             target.keys, target.values = source.keys, source.values
@@ -224,7 +223,7 @@ def _probe(
     finally:
         if handle is not None:
             handle.remove()
-    layers = list(scratch.layers)[: last + 1]
+    layers = scratch_layers[: last + 1]
     return (
         [layer.keys[:, :, reused:] for layer in layers],
         [layer.values[:, :, reused:] for layer in layers],
@@ -243,10 +242,9 @@ def _deviation(
     layer = len(probe_keys) - 1
     dense_k = probe_keys[layer][0, :, offset].float()
     dense_v = probe_values[layer][0, :, offset].float()
-    return (
-        (approx_keys[layer][0].float() - dense_k).pow(2).sum(dim=(0, 2))
-        + (approx_values[layer][0].float() - dense_v).pow(2).sum(dim=(0, 2))
-    )
+    return (approx_keys[layer][0].float() - dense_k).pow(2).sum(dim=(0, 2)) + (
+        approx_values[layer][0].float() - dense_v
+    ).pow(2).sum(dim=(0, 2))
 
 
 def _anchor_key(sequence: Sequence[int], segments: Sequence[Segment], i: int) -> tuple[int, ...]:

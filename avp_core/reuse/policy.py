@@ -24,8 +24,8 @@ class SegmentReuse:
     Exact prefix reuse still comes first; only what follows it is reused approximately.
     """
 
-    recompute: float = 0.3
-    anchors: bool = True
+    recompute: float = 0.15
+    anchors: bool = False
     min_tokens: int = 32
     """Shortest run worth reusing."""
     chunk_tokens: int = 16

@@ -162,12 +162,9 @@ class AVPAssistantAgent(BaseChatAgent):
                 context=turn.context,
                 layout=turn.layout,
                 source_agent=self.name,
+                segment_reuse=self._segments,
+                sources=turn.sources,
                 **self._options,
-                **(
-                    {"segment_reuse": self._segments, "sources": turn.sources}
-                    if self._segments is not None
-                    else {}
-                ),
             )
 
         async for item in stream_in_thread(produce, cancellation_token):

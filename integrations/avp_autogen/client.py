@@ -158,13 +158,17 @@ class AVPChatCompletionClient(ChatCompletionClient):
         chat = to_chat(messages)
 
         def produce() -> Any:  # in the worker thread: rendering and lookup too
-            context, reuse = None, {}
+            context = None
             if self._latent:
                 ids = self._connector.prompt_ids(chat)
                 context, _ = reusable_prefix(self._store, self._connector, ids)
-                if self._segments is not None:
-                    reuse = {"segment_reuse": self._segments, "source_store": self._store}
-            return self._connector.generate_stream(chat, context=context, **options, **reuse)
+            return self._connector.generate_stream(
+                chat,
+                context=context,
+                segment_reuse=self._segments if self._latent else None,
+                source_store=self._store,
+                **options,
+            )
 
         generation: Generation | None = None
         async for item in stream_in_thread(produce, cancellation_token):

@@ -240,8 +240,8 @@ class AVPLLM(BaseLLM):
                 self._invoke_before_llm_call_hooks(cast("list[LLMMessage]", chat), from_agent)
             run = _run.current_run()
             task_key = _run.task_key(from_task)
-            plans = run and self._latent and self._segments is None
-            handoff = run.continuation(task_key, self) if plans else None
+            plans = self._latent and self._segments is None
+            handoff = run.continuation(task_key, self) if run is not None and plans else None
             self._check_window(chat, handoff)
             cache = self._shared.cache if self._latent else None
             prefix = None
@@ -335,11 +335,8 @@ class AVPLLM(BaseLLM):
             stop=self._stops(),
             ignore_eos=self._ignore_eos,
             source_agent=str(getattr(from_agent, "role", "") or ""),
-            **(
-                {"segment_reuse": self._segments, "source_store": self._shared.cache}
-                if self._segments is not None and self._latent
-                else {}
-            ),
+            segment_reuse=self._segments if self._latent else None,
+            source_store=self._shared.cache,
         )
         streaming = self._streaming()
         for item in stream:

@@ -53,8 +53,10 @@ def test_client_with_segment_reuse_prefills_far_less(qwen, task):
     text_answers, text = stock_team_run(qwen, task, latent=False)
     _, exact = stock_team_run(qwen, task)
     answers, segments = stock_team_run(qwen, task, segment_reuse=NO_ANCHORS)
-    total = {name: sum(u.prefilled_tokens for u in calls) for name, calls in
-             (("text", text), ("exact", exact), ("segments", segments))}
+    total = {
+        name: sum(u.prefilled_tokens for u in calls)
+        for name, calls in (("text", text), ("exact", exact), ("segments", segments))
+    }
     assert total["exact"] > 0.9 * total["text"]  # each agent's system_message differs
     assert total["segments"] < 0.5 * total["text"]
     assert all(u.approx_reused_tokens > 300 for u in segments[1:])
@@ -91,7 +93,10 @@ def test_assistant_agent_keeps_its_prompt_and_reuses_segments(qwen, task):
 
     agents = [
         AVPAssistantAgent(
-            name, connector=qwen, system_message=system, max_new_tokens=12,
+            name,
+            connector=qwen,
+            system_message=system,
+            max_new_tokens=12,
             segment_reuse=NO_ANCHORS,
         )
         for name, system in zip(NAMES, SYSTEM)
@@ -105,7 +110,10 @@ def test_assistant_agent_keeps_its_prompt_and_reuses_segments(qwen, task):
 def test_agents_on_another_model_never_mix_kv(qwen, llama, task):
     agents = [
         AVPAssistantAgent(
-            name, connector=model, system_message=system, max_new_tokens=12,
+            name,
+            connector=model,
+            system_message=system,
+            max_new_tokens=12,
             segment_reuse=NO_ANCHORS,
         )
         for name, system, model in zip(NAMES, SYSTEM, (qwen, llama, qwen))

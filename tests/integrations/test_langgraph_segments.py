@@ -105,7 +105,7 @@ def test_anchors_start_dense_then_reuse_with_offsets(qwen):
     connector = HuggingFaceConnector.from_pretrained("tiny-qwen2")  # its own anchor pool
     # anchors on; threshold 1 accepts any match (the tiny random model's anchors are all
     # about as far from a new run, which the default threshold rightly refuses)
-    settings = SegmentReuse(recompute=0.0, anchor_threshold=1.0)
+    settings = SegmentReuse(recompute=0.0, anchors=True, anchor_threshold=1.0)
     words = make_document(qwen.tokenizer, 1500)[0].split()
     documents = [" ".join(words[i * 200 : i * 200 + 260]) for i in range(4)]
     for document in documents[:2]:  # a cold pool computes densely and records anchors
