@@ -30,7 +30,7 @@ from .workload import make_document
 
 def prefixes(tokenizer: Any, agents: int, tokens: int) -> list[str]:
     """``agents`` distinct role prompts of about ``tokens`` tokens each (corpus slices)."""
-    text, _ = make_document(tokenizer, tokens * (agents + 2))
+    text, _ = make_document(tokenizer, tokens * (agents + 4))  # whole slices for all
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     return [
         f"You are agent {i + 1}. Your brief:\n"
