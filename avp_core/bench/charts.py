@@ -223,8 +223,11 @@ def codec_chart(payload: dict[str, Any], path: str | Path) -> Path | None:
 
 
 def fidelity_chart(payload: dict[str, Any], path: str | Path) -> Path | None:
-    """Accuracy and agreement with text per path and shape, and prefilled tokens per path."""
+    """Accuracy and agreement with text per path and shape, and prefilled tokens per path;
+    with every agent's own system prompt, those against the recompute ratio instead."""
     rows = payload["rows"]
+    if payload.get("roles") == "own":
+        return _segment_curves(payload, path)
     shapes = list(dict.fromkeys(r["shape"] for r in rows))
     names = list(dict.fromkeys(r["path"] for r in rows))
     by = {(r["shape"], r["path"]): r for r in rows}
@@ -240,6 +243,42 @@ def fidelity_chart(payload: dict[str, Any], path: str | Path) -> Path | None:
             ("accuracy (%), higher is better", shapes, series("accuracy", 100)),
             ("agreement with text (%)", shapes, series("agreement", 100)),
             ("prefilled tokens, lower is better", shapes, series("prefilled_tokens")),
+        ],
+    )
+
+
+def _segment_curves(payload: dict[str, Any], path: str | Path) -> Path | None:
+    """Agreement, accuracy and prefilled share against the recompute ratio (own prompts)."""
+    rows = {r["path"]: r for r in payload["rows"] if r["shape"] == "all"}
+    text = rows["text"]
+    curves: dict[str, dict[str, Any]] = {"agreement": {}, "accuracy": {}, "prefilled": {}}
+    for anchored in (False, True):
+        points = sorted(
+            (float(name.split("-r")[1].split("+")[0]), row)
+            for name, row in rows.items()
+            if name.startswith("segments-r") and name.endswith("+anchors") == anchored
+        )
+        if not points:
+            continue
+        label = "with anchors" if anchored else "segments"
+        ratios = [ratio for ratio, _ in points] + [1.0]
+        curves["agreement"][label] = (ratios, [100 * r["agreement"] for _, r in points] + [100])
+        curves["accuracy"][label] = (
+            ratios, [100 * r["accuracy"] for _, r in points] + [100 * text["accuracy"]]
+        )
+        curves["prefilled"][label] = (
+            ratios,
+            [100 * r["prefilled_tokens"] / text["prefilled_tokens"] for _, r in points] + [100],
+        )
+    return lines(
+        path,
+        f"Segment reuse on {payload['model']}: {text['tasks']} tasks, own system prompts "
+        "(ratio 1 = dense prefill)",
+        "recompute ratio",
+        [
+            ("agreement with text (%)", curves["agreement"]),
+            (f"accuracy (%), text {100 * text['accuracy']:.0f}%", curves["accuracy"]),
+            ("prefilled tokens, % of text", curves["prefilled"]),
         ],
     )
 
