@@ -153,3 +153,21 @@ def test_settings_are_validated():
     for bad in (*bad_settings, {"max_anchors": 1}):
         with pytest.raises(ValueError):
             SegmentReuse(**bad)
+
+
+def test_store_keeps_its_segment_index_in_step(qwen):
+    from avp_core import ContextStore
+
+    contexts = [
+        qwen.generate(f"Story {i}: " + "a river runs " * 20, max_new_tokens=2).context
+        for i in range(3)
+    ]
+    store = ContextStore(max_bytes=2 * contexts[0].nbytes + 1)
+    for context in contexts:
+        store.put(context)
+    assert len(store) == 2 and len(store.segment_index) == 2  # the oldest left both
+    store.put(contexts[2], key="again")  # one context under two keys: indexed once
+    store.pop(contexts[2].context_id)
+    assert len(store.segment_index) == 1
+    store.clear()
+    assert len(store.segment_index) == 0
