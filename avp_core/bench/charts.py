@@ -14,7 +14,8 @@ from typing import Any
 
 
 def _color(series: str) -> str | None:
-    """Text (the baseline) grey, exact latent blue, approximate (thinking) orange."""
+    """Text (the baseline) grey, exact latent blue, approximate: thinking orange, segment
+    reuse purple (teal with anchors), darker for more recompute."""
     if series in ("text", "dense"):
         return "#9aa5b1"
     if series in ("latent", "exact"):
@@ -24,6 +25,16 @@ def _color(series: str) -> str | None:
     if series.startswith("thinking"):  # darker orange for more steps
         shades = {"thinking-5": "#f3b27a", "thinking-10": "#e07b39", "thinking-20": "#a8501a"}
         return shades.get(series.split(" ")[0], "#e07b39")
+    if series.startswith("segments") or series in ("with anchors",):
+        ratio = series.split("-r")[1].split("+")[0] if "-r" in series else "0.15"
+        shade = min(int(float(ratio) * 10), 3)
+        anchored = "anchors" in series
+        palette = (
+            ("#8fd3c7", "#4fb0a0", "#2a8577", "#155c52")
+            if anchored
+            else ("#c9a7e4", "#9b6fc9", "#6f43a3", "#4a2477")
+        )
+        return palette[shade]
     return None
 
 
@@ -264,7 +275,8 @@ def _segment_curves(payload: dict[str, Any], path: str | Path) -> Path | None:
         ratios = [ratio for ratio, _ in points] + [1.0]
         curves["agreement"][label] = (ratios, [100 * r["agreement"] for _, r in points] + [100])
         curves["accuracy"][label] = (
-            ratios, [100 * r["accuracy"] for _, r in points] + [100 * text["accuracy"]]
+            ratios,
+            [100 * r["accuracy"] for _, r in points] + [100 * text["accuracy"]],
         )
         curves["prefilled"][label] = (
             ratios,
