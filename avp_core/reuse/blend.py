@@ -63,17 +63,7 @@ def blended_prefill(
     moved = [_moved(segment, shifter, device, dtype) for segment in segments]
     dense_segments: set[int] = set()
     if anchors is not None and settings.anchors:
-        for i, (keys, values) in enumerate(moved):
-            key = _anchor_key(sequence, segments, i)
-            estimate = anchors.estimate(key, torch.stack(values)[:, 0], settings.anchor_threshold)
-            if estimate is None:
-                dense_segments.add(i)
-                continue
-            key_offsets, value_offsets = estimate
-            moved[i] = (
-                [(k.float() + key_offsets[j][None]).to(dtype) for j, k in enumerate(keys)],
-                [(v.float() + value_offsets[j][None]).to(dtype) for j, v in enumerate(values)],
-            )
+        dense_segments = _apply_anchors(anchors, settings, sequence, segments, moved, dtype)
         if dense_segments:
             notes.append(
                 f"{len(dense_segments)} segment(s) had no close enough anchor: computed densely "
@@ -134,20 +124,7 @@ def blended_prefill(
         cache_layer.values = cache_layer.values.index_select(-2, order)
 
     if dense_segments and anchors is not None:
-        for i in sorted(dense_segments):
-            segment = segments[i]
-            key = _anchor_key(sequence, segments, i)
-            keys, values = moved[i]
-            span = slice(segment.start, segment.end)
-            real_keys = torch.stack([layer.keys[0, :, span] for layer in layers])
-            real_values = torch.stack([layer.values[0, :, span] for layer in layers])
-            base_keys, base_values = torch.stack(keys)[:, 0], torch.stack(values)[:, 0]
-            anchors.add(
-                key,
-                base_values,
-                real_keys.float() - base_keys.float(),
-                real_values.float() - base_values.float(),
-            )
+        _record_anchors(anchors, sequence, segments, moved, dense_segments, layers)
     recomputed = int(len(reusable) - int(keep.sum()))
     return BlendResult(
         out.logits[0, -1].float(),
@@ -156,6 +133,56 @@ def blended_prefill(
         recomputed=recomputed,
         notes=notes,
     )
+
+
+def _apply_anchors(
+    anchors: AnchorPool,
+    settings: SegmentReuse,
+    sequence: Sequence[int],
+    segments: Sequence[Segment],
+    moved: list[tuple[list[torch.Tensor], list[torch.Tensor]]],
+    dtype: torch.dtype,
+) -> set[int]:
+    """Add each segment's estimated offsets to its moved KV (in place in ``moved``); the
+    indices of the segments with no confident estimate, to compute densely."""
+    dense: set[int] = set()
+    for i, (keys, values) in enumerate(moved):
+        key = _anchor_key(sequence, segments, i)
+        estimate = anchors.estimate(key, torch.stack(values)[:, 0], settings.anchor_threshold)
+        if estimate is None:
+            dense.add(i)
+            continue
+        key_offsets, value_offsets = estimate
+        moved[i] = (
+            [(k.float() + key_offsets[j][None]).to(dtype) for j, k in enumerate(keys)],
+            [(v.float() + value_offsets[j][None]).to(dtype) for j, v in enumerate(values)],
+        )
+    return dense
+
+
+def _record_anchors(
+    anchors: AnchorPool,
+    sequence: Sequence[int],
+    segments: Sequence[Segment],
+    moved: list[tuple[list[torch.Tensor], list[torch.Tensor]]],
+    dense: set[int],
+    layers: list[Any],
+) -> None:
+    """Record the densely computed segments as anchors: their moved values and the offsets
+    of the computed KV (now in ``layers``, in position order) from the moved KV."""
+    for i in sorted(dense):
+        segment = segments[i]
+        span = slice(segment.start, segment.end)
+        real_keys = torch.stack([layer.keys[0, :, span] for layer in layers])
+        real_values = torch.stack([layer.values[0, :, span] for layer in layers])
+        base_keys = torch.stack(moved[i][0])[:, 0]
+        base_values = torch.stack(moved[i][1])[:, 0]
+        anchors.add(
+            _anchor_key(sequence, segments, i),
+            base_values,
+            real_keys.float() - base_keys.float(),
+            real_values.float() - base_values.float(),
+        )
 
 
 def _moved(
