@@ -133,6 +133,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     modes = ["dense", "exact", *settings]
     results: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
     for agent in range(1, args.agents):
+        print(f"timing agent {agent + 1} ...", file=sys.stderr, flush=True)
         samples: dict[str, list[float]] = {mode: [] for mode in modes}
         usage: dict[str, Any] = {}
         for run in range(args.runs + 1):
