@@ -30,6 +30,19 @@ def positive_ints(text: str) -> list[int]:
     return values
 
 
+def ratio_list(text: str) -> list[float]:
+    """A comma-separated list of ratios in [0, 1], such as ``0,0.15,0.3``."""
+    try:
+        ratios = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        ratios = [-1.0]
+    if not ratios or any(not 0 <= r <= 1 for r in ratios):
+        raise argparse.ArgumentTypeError(
+            f"expected ratios in [0, 1] separated by commas, such as 0,0.15,0.3; got {text!r}"
+        )
+    return ratios
+
+
 def _int(text: str) -> int:
     try:
         return int(text)

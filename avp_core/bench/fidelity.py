@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._args import positive_int
+from .._args import positive_int, ratio_list
 from .common import machine, table, write_json
 from .facts import SHAPES, FactTask, make_tasks
 
@@ -460,19 +460,6 @@ def _print(model: str, tasks: list[FactTask], rows: list[dict[str, Any]]) -> Non
         )
     if exact["agreement"] < 1:
         print("WARNING: the exact path disagreed with text; this is a bug, please report it")
-
-
-def ratio_list(text: str) -> list[float]:
-    """Recompute ratios from a comma list, each in [0, 1] (an argparse type)."""
-    try:
-        ratios = [float(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        ratios = [-1.0]
-    if not ratios or any(not 0 <= r <= 1 for r in ratios):
-        raise argparse.ArgumentTypeError(
-            f"expected ratios in [0, 1] separated by commas, such as 0,0.15,0.3; got {text!r}"
-        )
-    return ratios
 
 
 if __name__ == "__main__":  # pragma: no cover

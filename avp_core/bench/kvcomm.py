@@ -23,7 +23,7 @@ import statistics
 import sys
 from typing import Any
 
-from .._args import non_negative_int, positive_int
+from .._args import non_negative_int, positive_int, ratio_list
 from .common import machine, table, write_json
 from .workload import make_document
 
@@ -61,7 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--input-tokens", type=positive_int, default=1024)
     parser.add_argument("--prefix-tokens", type=positive_int, default=512)
     parser.add_argument("--output-tokens", type=positive_int, default=128)
-    parser.add_argument("--recompute", default="0.15,0.3", help="ratios of the segment rows")
+    parser.add_argument(
+        "--recompute", type=ratio_list, default="0.15,0.3", help="ratios of the segment rows"
+    )
     parser.add_argument("--warmup", type=non_negative_int, default=2, help="earlier rounds")
     parser.add_argument("--runs", type=positive_int, default=3)
     parser.add_argument("--out", help="write results JSON (and a PNG chart beside it)")
@@ -69,17 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     from ..connectors.hf import HuggingFaceConnector
     from ..reuse import SegmentReuse
     from ..store import ContextStore, reusable_prefix
-    from .fidelity import ratio_list
 
-    try:
-        ratios = ratio_list(args.recompute)
-    except argparse.ArgumentTypeError as exc:
-        parser.error(f"argument --recompute: {exc}")
     connector = HuggingFaceConnector.from_pretrained(args.model)
     tokenizer = connector.tokenizer
     roles = prefixes(tokenizer, args.agents, args.prefix_tokens)
@@ -88,7 +84,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     settings = {
         "segments-r0": SegmentReuse(recompute=0.0),
         "segments-r0+anchors": SegmentReuse(recompute=0.0, anchors=True),
-        **{f"segments-r{r:g}": SegmentReuse(recompute=r) for r in ratios if r},
+        **{f"segments-r{r:g}": SegmentReuse(recompute=r) for r in args.recompute if r},
     }
     store = ContextStore(max_bytes=4 << 30)
 

@@ -19,7 +19,7 @@ import asyncio
 import sys
 from typing import Any
 
-from .._args import non_negative_int, positive_int, positive_ints
+from .._args import non_negative_int, positive_int, positive_ints, ratio_list
 from .common import machine, table, write_json
 from .workload import make_document
 
@@ -150,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--answer-tokens", type=positive_int, default=16)
     parser.add_argument(
         "--recompute",
+        type=ratio_list,
         default="0,0.15",
         help="recompute ratios of the segment rows, comma-separated (default 0,0.15)",
     )
@@ -167,17 +168,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = build_parser().parse_args(argv)
     from ..connectors.hf import HuggingFaceConnector
     from ..reuse import SegmentReuse
-    from .fidelity import ratio_list
 
-    try:
-        ratios = ratio_list(args.recompute)
-    except argparse.ArgumentTypeError as exc:
-        build_parser().error(f"argument --recompute: {exc}")
     connector = HuggingFaceConnector.from_pretrained(args.model)
     document, doc_tokens = make_document(connector.tokenizer, args.doc_tokens)
     others = other_documents(connector.tokenizer, args.doc_tokens, args.warmup)
     modes: list[tuple[str, Any]] = [("text", None), ("exact", None)]
-    for ratio in ratios:
+    for ratio in args.recompute:
         modes += [(f"segments-r{ratio:g}", SegmentReuse(recompute=ratio))]
         if args.anchors:
             modes += [(f"segments-r{ratio:g}+anchors", SegmentReuse(recompute=ratio, anchors=True))]

@@ -396,17 +396,16 @@ class HuggingFaceConnector:
         if self.context_window and len(plan.sequence) > self.context_window:
             plan.notes.append("the prompt exceeds the context window; dense prefill")
             return
-        verdicts: dict[str, bool] = {}
+        handshakes: dict[str, Handshake] = {}
 
         def compatible(candidate: AVPContext) -> bool:
-            if candidate.context_id not in verdicts:
-                handshake = self.check_context(candidate)
-                verdicts[candidate.context_id] = handshake.latent
+            if candidate.context_id not in handshakes:
+                handshake = handshakes[candidate.context_id] = self.check_context(candidate)
                 if not handshake.latent:
                     plan.notes.append(
                         f"source {candidate.context_id[:8]} not reused: {handshake.reason}"
                     )
-            return verdicts[candidate.context_id]
+            return handshakes[candidate.context_id].latent
 
         given = [c for c in ([context] if context else []) + list(sources) if compatible(c)]
         for candidate in given:
@@ -414,22 +413,19 @@ class HuggingFaceConnector:
             length = min(shared, len(plan.sequence) - 1)
             if length > plan.reused:
                 plan.reused, plan.cache = length, self._fork(candidate, length)
-                plan.handshake = self.check_context(candidate)
+                plan.handshake = handshakes[candidate.context_id]
         local = SegmentIndex(settings.chunk_tokens)
         for candidate in given:
             local.add(candidate)
         indexes = [local] + ([store.segment_index] if store is not None else [])
-        plan.segments = [
-            segment
-            for segment in find_segments(
-                plan.sequence,
-                indexes,
-                start=plan.reused,
-                end=len(plan.sequence) - 1,
-                min_tokens=settings.min_tokens,
-                accept=compatible,
-            )
-        ]
+        plan.segments = find_segments(
+            plan.sequence,
+            indexes,
+            start=plan.reused,
+            end=len(plan.sequence) - 1,
+            min_tokens=settings.min_tokens,
+            accept=compatible,
+        )
         plan.settings = settings
 
     def _new_cache(self) -> DynamicCache:
