@@ -34,8 +34,18 @@ class ContextStore:
         self._lock = threading.Lock()
         self._entries: OrderedDict[str, tuple[AVPContext, float]] = OrderedDict()
         self._bytes = 0
-        self.segment_index = SegmentIndex()
-        """Chunk index of the stored contexts, for segment reuse (kept in step with them)."""
+        self._index: SegmentIndex | None = None  # built on first use (segment reuse only)
+
+    @property
+    def segment_index(self) -> SegmentIndex:
+        """Chunk index of the stored contexts, for segment reuse: built on first use, then kept
+        in step with what the store holds (a store never asked for it indexes nothing)."""
+        with self._lock:
+            if self._index is None:
+                self._index = SegmentIndex()
+                for context, _ in self._entries.values():
+                    self._index.add(context)
+            return self._index
 
     @property
     def nbytes(self) -> int:
@@ -61,7 +71,8 @@ class ContextStore:
                 return False
             self._entries[key] = (context, self._clock())
             self._bytes += size
-            self.segment_index.add(context)
+            if self._index is not None:
+                self._index.add(context)
             self._expire()
             while self._bytes > self.max_bytes:
                 oldest = next(iter(self._entries))
@@ -88,7 +99,7 @@ class ContextStore:
         with self._lock:
             self._entries.clear()
             self._bytes = 0
-            self.segment_index = SegmentIndex(self.segment_index.chunk_tokens)
+            self._index = None
 
     def longest_prefix(
         self, token_ids: Sequence[int], *, accept: Callable[[AVPContext], bool] | None = None
@@ -115,8 +126,9 @@ class ContextStore:
         entry = self._entries.pop(key, None)
         if entry is not None:
             self._bytes -= entry[0].nbytes
-            if not any(c is entry[0] for c, _ in self._entries.values()):
-                self.segment_index.discard(entry[0].context_id)
+            held = any(c is entry[0] for c, _ in self._entries.values())
+            if self._index is not None and not held:
+                self._index.discard(entry[0].context_id)
 
     def _expire(self) -> None:
         if self.ttl_s is None:

@@ -163,6 +163,7 @@ def test_store_keeps_its_segment_index_in_step(qwen):
         for i in range(3)
     ]
     store = ContextStore(max_bytes=2 * contexts[0].nbytes + 1)
+    assert len(store.segment_index) == 0  # built now, so eviction below must update it
     for context in contexts:
         store.put(context)
     assert len(store) == 2 and len(store.segment_index) == 2  # the oldest left both
@@ -171,3 +172,5 @@ def test_store_keeps_its_segment_index_in_step(qwen):
     assert len(store.segment_index) == 1
     store.clear()
     assert len(store.segment_index) == 0
+    store.put(contexts[0])
+    assert len(store.segment_index) == 1  # rebuilt from what the store holds
