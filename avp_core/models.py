@@ -32,7 +32,7 @@ from avp_core.errors import ModelNotFoundError
 from avp_core.real_models import REAL_MODELS
 
 #: Bump when anything that changes the written files changes (weights, tokenizer, templates).
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 
 CHATML_TEMPLATE = (
     "{%- macro text(content) -%}"
@@ -51,7 +51,10 @@ CHATML_TEMPLATE = (
     "{%- endif -%}"
     "{%- for message in messages -%}"
     "{%- if not (tools and loop.first and message.role == 'system') -%}"
-    "{{ '<|im_start|>' + message.role + '\n' + text(message.content) }}"
+    "{{ '<|im_start|>' + message.role }}"
+    "{%- if message.content or not message.tool_calls -%}"
+    "{{ '\n' + text(message.content) }}"
+    "{%- endif -%}"
     "{%- for call in message.tool_calls or [] -%}"
     "{%- set fn = call.function if call.function is defined else call -%}"
     '{{ \'\n<tool_call>\n{"name": "\' + fn.name + \'", "arguments": \' }}'

@@ -9,7 +9,7 @@ methods, and every adapter works with it unchanged. Nothing here imports torch.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ..identity import ModelIdentity
     from ..reuse import SegmentReuse
     from ..store import ContextStore
+    from ..tools import InvalidToolCall, ToolCall, ToolChoice
 
 Layout = Literal["shared", "handoff"]
 """``shared``: the messages are the whole conversation, KV reused for the common token prefix
@@ -67,6 +68,17 @@ class Generation:
     notes: tuple[str, ...] = ()
     """Why reuse was less than asked (segment reuse fell back to dense prefill, a source
     came from another model...), in words."""
+    tool_calls: tuple[ToolCall, ...] = ()
+    """The valid tool calls in the reply (only when the call passed ``tools``)."""
+    invalid_tool_calls: tuple[InvalidToolCall, ...] = ()
+    """Blocks that looked like tool calls but could not be used, with the reason."""
+    content: str | None = None
+    """The reply without its valid tool-call blocks (None: same as ``text``)."""
+
+    @property
+    def reply(self) -> str:
+        """The text to show: ``content`` when tools were passed, else ``text``."""
+        return self.text if self.content is None else self.content
 
 
 @dataclass
@@ -99,11 +111,15 @@ class Connector(Protocol):
         """Collect the :class:`Usage` of every call made inside the block."""
         ...
 
-    def prompt_ids(self, messages: Messages) -> list[int]:
-        """Token ids of the rendered conversation, generation prompt included."""
+    def prompt_ids(
+        self, messages: Messages, tools: Sequence[Mapping[str, Any]] | None = None
+    ) -> list[int]:
+        """Token ids of the rendered conversation (and tools), generation prompt included."""
         ...
 
-    def count_tokens(self, messages: Messages) -> int: ...
+    def count_tokens(
+        self, messages: Messages, tools: Sequence[Mapping[str, Any]] | None = None
+    ) -> int: ...
 
     def check_context(self, context: AVPContext) -> Handshake:
         """Whether this model may reuse ``context`` (LATENT) or must read its text."""
@@ -128,8 +144,13 @@ class Connector(Protocol):
         segment_reuse: SegmentReuse | bool | None = None,
         sources: Sequence[AVPContext] = (),
         source_store: ContextStore | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        tool_choice: ToolChoice = "auto",
     ) -> Iterator[str | Generation]:
         """Text chunks as they are decoded, then the :class:`Generation`.
+
+        With ``tools`` (OpenAI-style schemas) the template shows them to the model, the chunks
+        hold back tool-call blocks and the Generation carries the parsed calls.
 
         With ``segment_reuse`` on (shared layout), runs of the prompt found in ``context``,
         ``sources`` or ``source_store`` are reused approximately at any position."""

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from .. import tools as _tools
 from ..errors import InvalidRequestError
 
 Messages = str | Sequence[Mapping[str, Any]]
@@ -28,16 +30,103 @@ def normalize_messages(messages: Messages) -> list[dict[str, Any]]:
     return result
 
 
-def render_text(tokenizer: Any, messages: list[dict[str, Any]], *, generation_prompt: bool) -> str:
-    if not getattr(tokenizer, "chat_template", None):
+def render_text(
+    tokenizer: Any,
+    messages: list[dict[str, Any]],
+    *,
+    generation_prompt: bool,
+    tools: Sequence[Mapping[str, Any]] | None = None,
+) -> str:
+    """The template's text for ``messages`` (and ``tools``, OpenAI-style schemas).
+
+    Templates that ignore tools, tool calls or tool turns get the documented fallback: the
+    schemas as a system turn (:func:`avp_core.tools.instructions`), calls written into the
+    assistant text in the block format, results as user turns inside ``<tool_response>``.
+    """
+    template = getattr(tokenizer, "chat_template", None)
+    if not template or not isinstance(template, str):
         raise InvalidRequestError(
             "the tokenizer has no chat template; set tokenizer.chat_template to a Jinja template"
         )
+    support = _support(tokenizer, template)
+    if any(m.get("tool_calls") for m in messages) and not support.calls:
+        messages = [_calls_as_text(m) for m in messages]
+    if any(m.get("role") == "tool" for m in messages) and not support.results:
+        messages = [_result_as_user(m) for m in messages]
+    options: dict[str, Any] = {}
+    if tools and support.tools:
+        options["tools"] = list(tools)
+    elif tools:
+        messages = with_instructions(messages, tools)
     return str(
         tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=generation_prompt
+            messages, tokenize=False, add_generation_prompt=generation_prompt, **options
         )
     )
+
+
+def with_instructions(
+    messages: list[dict[str, Any]], tools: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """``messages`` with the fallback tool instructions in the (first) system turn."""
+    text = _tools.instructions(tools)
+    if messages and messages[0].get("role") == "system":
+        return [{**messages[0], "content": f"{messages[0]['content']}\n\n{text}"}, *messages[1:]]
+    return [{"role": "system", "content": text}, *messages]
+
+
+@dataclass(frozen=True)
+class _Support:
+    """What a chat template renders: tool schemas, assistant tool calls, tool-result turns."""
+
+    tools: bool
+    calls: bool
+    results: bool
+
+
+_SUPPORT: dict[str, _Support] = {}
+
+
+def _support(tokenizer: Any, template: str) -> _Support:
+    """Probe the template once (per template text) with a stand-in tool, call and result."""
+    if template not in _SUPPORT:
+
+        def render(messages: list[dict[str, Any]], **options: Any) -> str:
+            try:
+                return str(tokenizer.apply_chat_template(messages, tokenize=False, **options))
+            except Exception:  # a template that rejects the probe does not support it
+                return ""
+
+        user = {"role": "user", "content": "."}
+        tool = {"type": "function", "function": {"name": "avp_probe_tool", "parameters": {}}}
+        function = {"name": "avp_probe_call", "arguments": {}}
+        called = {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [{"id": "c", "function": function}],
+        }
+        result = {"role": "tool", "content": "avp_probe_result", "tool_call_id": "c"}
+        _SUPPORT[template] = _Support(
+            "avp_probe_tool" in render([user], tools=[tool]),
+            "avp_probe_call" in render([user, called]),
+            "avp_probe_result" in render([user, called, result]),
+        )
+    return _SUPPORT[template]
+
+
+def _calls_as_text(message: dict[str, Any]) -> dict[str, Any]:
+    calls = message.get("tool_calls")
+    if not calls:
+        return message
+    blocks = [_tools.format_call(c["function"]["name"], c["function"]["arguments"]) for c in calls]
+    text = "\n".join(filter(None, [str(message.get("content") or ""), *blocks]))
+    return {k: v for k, v in message.items() if k != "tool_calls"} | {"content": text}
+
+
+def _result_as_user(message: dict[str, Any]) -> dict[str, Any]:
+    if message.get("role") != "tool":
+        return message
+    return {"role": "user", "content": f"<tool_response>\n{message['content']}\n</tool_response>"}
 
 
 def encode_text(tokenizer: Any, text: str) -> list[int]:
@@ -45,9 +134,14 @@ def encode_text(tokenizer: Any, text: str) -> list[int]:
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-def render_ids(tokenizer: Any, messages: list[dict[str, Any]]) -> list[int]:
+def render_ids(
+    tokenizer: Any,
+    messages: list[dict[str, Any]],
+    tools: Sequence[Mapping[str, Any]] | None = None,
+) -> list[int]:
     """The ids of a whole conversation, ending with the assistant generation prompt."""
-    return encode_text(tokenizer, render_text(tokenizer, messages, generation_prompt=True))
+    text = render_text(tokenizer, messages, generation_prompt=True, tools=tools)
+    return encode_text(tokenizer, text)
 
 
 def continuation_ids(

@@ -12,7 +12,7 @@ import inspect
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +22,7 @@ import torch
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
+from .. import tools as _tools
 from ..context import LATENT, AVPContext, common_prefix_length
 from ..errors import IncompatibleContextError, InvalidRequestError, ModelNotFoundError
 from ..handshake import Handshake, Mode, resolve
@@ -31,6 +32,7 @@ from ..reuse.anchors import AnchorPool
 from ..reuse.blend import blended_prefill
 from ..reuse.rope import KeyShifter
 from ..store import ContextStore
+from ..tools import ToolChoice
 from . import chat
 from .base import LAYOUTS, Generation, Layout, Stats, Usage
 from .chat import Messages
@@ -38,6 +40,9 @@ from .chat import Messages
 __all__ = ["Generation", "HuggingFaceConnector", "Stats", "Usage"]
 
 logger = logging.getLogger("avp_core")
+
+LogitsProcessor = Callable[[Sequence[int], Sequence[int], torch.Tensor], torch.Tensor]
+"""``(prompt_ids, produced_ids, logits) -> logits`` for the next token."""
 
 
 @dataclass
@@ -78,6 +83,10 @@ class HuggingFaceConnector:
         self._shifter, self._unshiftable = KeyShifter.for_model(model)
         self.anchors = AnchorPool()
         """Offsets observed for segment reuse (KVCOMM anchors), shared by all calls."""
+        self.logits_processor: LogitsProcessor | None = None
+        """Called before each token is chosen with ``(prompt_ids, produced_ids, logits)``;
+        returns the logits to choose from (constrained decoding, or forcing a reply in tests:
+        see :func:`avp_core.testing.scripted`)."""
 
     # -- construction ----------------------------------------------------------------------
 
@@ -153,13 +162,18 @@ class HuggingFaceConnector:
             with self._stats_lock:
                 self._recorders.remove(calls)
 
-    def prompt_ids(self, messages: Messages) -> list[int]:
+    def prompt_ids(
+        self, messages: Messages, tools: Sequence[Mapping[str, Any]] | None = None
+    ) -> list[int]:
         """Token ids of the rendered conversation, generation prompt included (shared layout)."""
-        return chat.render_ids(self.tokenizer, chat.normalize_messages(messages))
+        schemas = _tools.normalize_tools(tools)
+        return chat.render_ids(self.tokenizer, chat.normalize_messages(messages), schemas)
 
-    def count_tokens(self, messages: Messages) -> int:
+    def count_tokens(
+        self, messages: Messages, tools: Sequence[Mapping[str, Any]] | None = None
+    ) -> int:
         """Tokens of the rendered conversation, generation prompt included."""
-        return len(self.prompt_ids(messages))
+        return len(self.prompt_ids(messages, tools))
 
     def generate(self, messages: Messages, **options: Any) -> Generation:
         """Generate a reply; see :meth:`generate_stream` for the options."""
@@ -187,6 +201,8 @@ class HuggingFaceConnector:
         segment_reuse: SegmentReuse | bool | None = None,
         sources: Sequence[AVPContext] = (),
         source_store: ContextStore | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        tool_choice: ToolChoice = "auto",
     ) -> Iterator[str | Generation]:
         """Yield text chunks as tokens are produced, then the :class:`Generation`.
 
@@ -199,10 +215,21 @@ class HuggingFaceConnector:
         ``segment_reuse`` (shared layout; approximate, opt-in): after the exact prefix, runs
         of the prompt that ``context``, ``sources`` or ``source_store`` computed under another
         prefix are reused at their new positions (see :class:`~avp_core.reuse.SegmentReuse`).
+
+        ``tools`` (OpenAI-style function schemas) are rendered by the chat template (or the
+        fallback of :mod:`avp_core.tools`); ``tool_choice`` ``required`` or a tool's name makes
+        the reply open with a call. The chunks leave out tool-call blocks; the Generation has
+        them parsed (``tool_calls``, ``invalid_tool_calls``) and ``content`` without them.
         """
         _check_sampling(max_new_tokens, temperature, top_p)
         start = time.perf_counter()
-        plan = self._plan(chat.normalize_messages(messages), context, layout)
+        schemas = _tools.normalize_tools(tools)
+        _tools.check_choice(tool_choice, schemas)
+        if tool_choice == "none":
+            schemas = []
+        plan = self._plan(chat.normalize_messages(messages), context, layout, schemas)
+        opening = _tools.response_prefix(tool_choice) if schemas else ""
+        plan.sequence += chat.encode_text(self.tokenizer, opening) if opening else []
         settings = SegmentReuse.coerce(segment_reuse)
         if settings is not None:
             self._plan_segments(plan, settings, context, sources, source_store, layout)
@@ -236,16 +263,20 @@ class HuggingFaceConnector:
             else:
                 logits = self._forward(plan.sequence[plan.reused :], plan.cache)
             first_logits = logits.clone() if keep_logits else None
+            holds = stops + ([_tools.OPEN] if schemas else [])
             while True:
+                if self.logits_processor is not None:
+                    logits = self.logits_processor(plan.sequence, produced, logits)
                 token = _sample(logits, temperature, top_p, generator)
                 produced.append(token)
                 if len(produced) == 1:
                     ttft = time.perf_counter() - start
-                text = self.tokenizer.decode(produced, skip_special_tokens=True)
+                text = opening + self.tokenizer.decode(produced, skip_special_tokens=True)
                 cut = _stop_index(text, stops)
                 if cut is not None:
                     finish, text = "stop", text[:cut]
-                chunk = text[len(emitted) : _safe_end(text, stops, finish == "stop")]
+                shown = _before_calls(text) if schemas else text
+                chunk = shown[len(emitted) : _safe_end(shown, holds, finish == "stop")]
                 if chunk:
                     emitted += chunk
                     yield chunk
@@ -255,17 +286,19 @@ class HuggingFaceConnector:
                 if len(produced) >= max_new_tokens:
                     break
                 logits = self._forward([token], plan.cache)
-            final = self.tokenizer.decode(produced, skip_special_tokens=True)
+            final = opening + self.tokenizer.decode(produced, skip_special_tokens=True)
             cut = _stop_index(final, stops)
             if cut is None:
                 covered = len(produced)
                 self._forward([produced[-1]], plan.cache, logits=False)  # cover the last token
             else:  # the context ends before the tokens that spell the stop string
                 final = final[:cut]
-                covered = self._tokens_before(produced, cut)
-        if final[len(emitted) :]:
-            yield final[len(emitted) :]
+                covered = self._tokens_before(produced, cut - len(opening))
         sequence = plan.sequence + produced[:covered]
+        reply = _tools.parse_reply(final, schemas, seed=sequence) if schemas else None
+        shown = reply.content if reply is not None else final
+        if shown.startswith(emitted) and shown[len(emitted) :]:
+            yield shown[len(emitted) :]
         new_context = self._context(plan.cache, sequence, text=final, source_agent=source_agent)
         usage = Usage(
             prompt_tokens=len(plan.sequence),
@@ -289,6 +322,9 @@ class HuggingFaceConnector:
             finish,
             first_logits,
             tuple(plan.notes),
+            reply.tool_calls if reply is not None else (),
+            reply.invalid_tool_calls if reply is not None else (),
+            reply.content if reply is not None else None,
         )
 
     def think(
@@ -348,12 +384,17 @@ class HuggingFaceConnector:
     # -- internals -------------------------------------------------------------------------
 
     def _plan(
-        self, messages: list[dict[str, Any]], context: AVPContext | None, layout: Layout
+        self,
+        messages: list[dict[str, Any]],
+        context: AVPContext | None,
+        layout: Layout,
+        tools: list[dict[str, Any]] | None = None,
     ) -> _Plan:
         if layout not in LAYOUTS:
             raise InvalidRequestError(f"layout must be one of {LAYOUTS}, got {layout!r}")
         if context is None:
-            return _Plan(chat.render_ids(self.tokenizer, messages), 0, self._new_cache(), None)
+            ids = chat.render_ids(self.tokenizer, messages, tools)
+            return _Plan(ids, 0, self._new_cache(), None)
         handshake = self.check_context(context)
         if not handshake.latent:
             logger.info("not reusing context %s: %s", context.context_id[:8], handshake.reason)
@@ -366,13 +407,15 @@ class HuggingFaceConnector:
                         "agents on the same model or pass the sender's text in the messages."
                     )
                 messages = [{"role": "assistant", "content": context.text}, *messages]
-            return _Plan(chat.render_ids(self.tokenizer, messages), 0, self._new_cache(), handshake)
-        if layout == "handoff":
+            ids = chat.render_ids(self.tokenizer, messages, tools)
+            return _Plan(ids, 0, self._new_cache(), handshake)
+        if layout == "handoff":  # tools cannot come before the context: a turn after it
+            turns = chat.with_instructions(messages, tools) if tools else messages
             sequence = list(context.sequence)
-            sequence += chat.continuation_ids(self.tokenizer, messages, context.sequence[-8:])
+            sequence += chat.continuation_ids(self.tokenizer, turns, context.sequence[-8:])
             reused = context.seq_len
         else:
-            sequence = chat.render_ids(self.tokenizer, messages)
+            sequence = chat.render_ids(self.tokenizer, messages, tools)
             reused = min(common_prefix_length(context.sequence, sequence), len(sequence) - 1)
         return _Plan(sequence, reused, self._fork(context, reused), handshake)
 
@@ -556,6 +599,12 @@ def _safe_end(text: str, stops: Sequence[str], final: bool) -> int:
                 end -= size
                 break
     return max(end, 0)
+
+
+def _before_calls(text: str) -> str:
+    """The text before the first tool-call block (what may stream as content)."""
+    index = text.find(_tools.OPEN)
+    return text if index < 0 else text[:index]
 
 
 def _stop_index(text: str, stops: Sequence[str]) -> int | None:

@@ -8,7 +8,8 @@ layout) or the whole latest context (handoff layout). Other messages are just te
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
+import json
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -17,16 +18,21 @@ from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
     CallbackManagerForLLMRun,
 )
-from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.base import LangSmithParams
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
+from langchain_core.messages.tool import ToolCall, invalid_tool_call, tool_call, tool_call_chunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import AliasChoices, ConfigDict, Field, field_validator
 
 from avp_core._threads import stream_in_thread
 from avp_core.connectors.base import Connector, Generation, Layout
 from avp_core.context import AVPContext, common_prefix_length
+from avp_core.errors import InvalidRequestError
 from avp_core.handshake import Handshake
 from avp_core.reuse import SegmentReuse
 from avp_core.store import ContextStore, reusable_prefix
@@ -144,14 +150,26 @@ class AVPChatModel(BaseChatModel):
             params["ls_stop"] = list(stop or self.stop or [])
         return params
 
-    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Any:
-        """Not supported yet; raises NotImplementedError naming the limit."""
-        raise NotImplementedError(
-            "AVPChatModel does not support tool calling yet: HuggingFaceConnector renders "
-            "messages without tool schemas (it passes no `tools` to the chat template) and "
-            "AVPChatModel does not parse <tool_call> output into tool_calls. Use it for "
-            "text agents; tool-calling nodes need another chat model for now."
-        )
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | bool | dict[str, Any] | None = None,
+        parallel_tool_calls: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools (LangChain tools, Pydantic models, functions or OpenAI schemas).
+
+        ``tool_choice``: ``"auto"`` (default), ``"any"``/``"required"``/``True`` (must call
+        a tool), ``"none"``, or a tool's name. ``parallel_tool_calls=False`` keeps the first
+        call; the others are reported in ``invalid_tool_calls``.
+        """
+        schemas = [convert_to_openai_tool(tool) for tool in tools]
+        kwargs["tools"] = schemas
+        kwargs["tool_choice"] = _tool_choice(tool_choice, schemas)
+        if parallel_tool_calls is not None:
+            kwargs["parallel_tool_calls"] = parallel_tool_calls
+        return super().bind(**kwargs)
 
     # -- sync --------------------------------------------------------------------------------
 
@@ -170,8 +188,7 @@ class AVPChatModel(BaseChatModel):
             else:
                 result = item
         assert result is not None
-        message = self._message(AIMessage(content=result[0].text), *result)
-        return ChatResult(generations=[ChatGeneration(message=message)])
+        return _result(self._message(_reply(*result), *result))
 
     def _stream(
         self,
@@ -203,8 +220,7 @@ class AVPChatModel(BaseChatModel):
             else:
                 result = item
         assert result is not None
-        message = self._message(AIMessage(content=result[0].text), *result)
-        return ChatResult(generations=[ChatGeneration(message=message)])
+        return _result(self._message(_reply(*result), *result))
 
     async def _astream(
         self,
@@ -249,6 +265,9 @@ class AVPChatModel(BaseChatModel):
             "stop": stop if stop is not None else self.stop,
             "source_agent": kwargs.get("source_agent", self.source_agent),
         }
+        tools = kwargs.get("tools") or None
+        if tools:
+            options.update(tools=tools, tool_choice=kwargs.get("tool_choice") or "auto")
         layout = kwargs.get("layout", self.layout)
         chat = to_chat(messages)
         if not self.latent:
@@ -263,8 +282,12 @@ class AVPChatModel(BaseChatModel):
         if layout == "handoff" and compatible:
             index, context = compatible[0]
             if index + 1 < len(chat):
-                return _Plan(chat[index + 1 :], options, context, "handoff", rejected)
-        prompt = self.connector.prompt_ids(chat)
+                # the receiver's own instructions come before the handed-off reply in its
+                # messages; they cannot come first, so they are the first turns after it
+                systems = [turn for turn in chat[: index + 1] if turn["role"] == "system"]
+                turns = systems + chat[index + 1 :]
+                return _Plan(turns, options, context, "handoff", rejected)
+        prompt = self.connector.prompt_ids(chat, tools)
         best, best_length = None, 0
         for _, context in compatible:
             length = common_prefix_length(context.sequence, prompt)
@@ -317,6 +340,7 @@ class AVPChatModel(BaseChatModel):
             "total_s": round(usage.total_s, 6),
             "handshake": handshake.reason if handshake else None,
             "notes": list(generation.notes),
+            "invalid_tool_calls": [vars(call) for call in generation.invalid_tool_calls],
             "handshake_mode": handshake.mode.value if handshake else None,
             "reused_context_id": plan.context.context_id if plan.context else None,
             "context_id": generation.context.context_id,
@@ -333,15 +357,73 @@ class AVPChatModel(BaseChatModel):
             input_tokens=usage.prompt_tokens,
             output_tokens=usage.completion_tokens,
             total_tokens=usage.prompt_tokens + usage.completion_tokens,
-            input_token_details={"cache_read": usage.reused_tokens},
+            input_token_details={"cache_read": usage.reused_tokens + usage.approx_reused_tokens},
         )
         return message
 
     def _stream_chunk(self, item: str | tuple[Generation, _Plan]) -> ChatGenerationChunk:
         if isinstance(item, str):
             return _chunk(item)
-        message = self._message(AIMessageChunk(content="", chunk_position="last"), *item)
-        return ChatGenerationChunk(message=message)
+        calls = _calls(*item)
+        chunks = [
+            tool_call_chunk(name=c["name"], args=json.dumps(c["args"]), id=c["id"], index=i)
+            for i, c in enumerate(calls)
+        ]
+        last = AIMessageChunk(content="", tool_call_chunks=chunks, chunk_position="last")
+        return ChatGenerationChunk(message=self._message(last, *item))
+
+
+def _tool_choice(choice: str | bool | dict[str, Any] | None, schemas: list[dict[str, Any]]) -> str:
+    """LangChain's ``tool_choice`` spellings as the connector's (auto, required, none, a name)."""
+    if choice is None or choice == "auto":
+        return "auto"
+    if choice is True:
+        return schemas[0]["function"]["name"] if len(schemas) == 1 else "required"
+    if choice in ("any", "required"):
+        return "required"
+    if isinstance(choice, dict):
+        choice = (choice.get("function") or {}).get("name") or choice.get("name")
+    if choice is False or choice == "none":
+        return "none"
+    names = [schema["function"]["name"] for schema in schemas]
+    if choice not in names:
+        raise InvalidRequestError(
+            f"tool_choice must be 'auto', 'any', 'required', 'none', True or a bound tool's "
+            f"name {names}, got {choice!r}"
+        )
+    return str(choice)
+
+
+def _calls(generation: Generation, plan: _Plan) -> list[ToolCall]:
+    """The reply's valid tool calls as LangChain ``ToolCall`` dicts (the first only when
+    parallel tool calls are off)."""
+    calls = [tool_call(name=c.name, args=c.arguments, id=c.id) for c in generation.tool_calls]
+    return calls[:1] if plan.options.get("parallel_tool_calls") is False else calls
+
+
+def _reply(generation: Generation, plan: _Plan) -> AIMessage:
+    """The reply as an AIMessage: its text, tool calls and invalid tool calls."""
+    invalid = [
+        invalid_tool_call(name=c.name, args=c.text, id=c.id, error=c.error)
+        for c in generation.invalid_tool_calls
+    ]
+    extra = generation.tool_calls[len(_calls(generation, plan)) :]
+    invalid += [
+        invalid_tool_call(
+            name=c.name,
+            args=json.dumps(c.arguments),
+            id=c.id,
+            error="parallel_tool_calls=False: only the first call is made",
+        )
+        for c in extra
+    ]
+    return AIMessage(
+        content=generation.reply, tool_calls=_calls(generation, plan), invalid_tool_calls=invalid
+    )
+
+
+def _result(message: AIMessage) -> ChatResult:
+    return ChatResult(generations=[ChatGeneration(message=message)])
 
 
 def _mode(plan: _Plan, usage: Any) -> str:

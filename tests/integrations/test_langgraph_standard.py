@@ -1,12 +1,17 @@
 """LangChain's own conformance suite (langchain-tests) for AVPChatModel on tiny-qwen2.
 
-Features the model lacks are declared through the suite's switches: no tool calling (so no
-structured output), text input only. Everything else runs as the suite defines it.
+Tool calling, tool choice and structured output are on. The random-weight model never chooses
+a tool, so while the suite runs the connector is scripted (:func:`avp_core.testing.scripted`):
+when the prompt shows tools, the reply is the call the suite's prompt asks for; after a tool
+result it is a short text; without tools the model answers freely. The template, parser,
+tool-choice forcing and KV reuse are the real ones. Text input only.
 """
 
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
@@ -20,11 +25,47 @@ from langchain_tests.integration_tests import ChatModelIntegrationTests
 from langchain_tests.unit_tests import ChatModelUnitTests
 
 from avp_core import HuggingFaceConnector
+from avp_core.testing import scripted
+from avp_core.tools import format_call
 
 
 @cache
 def _connector() -> HuggingFaceConnector:
     return HuggingFaceConnector.from_pretrained("tiny-qwen2")
+
+
+_JOKE = {"setup": "Why do cats sit on laptops?", "punchline": "To keep an eye on the mouse."}
+_ARGUMENTS: dict[str, dict[str, Any]] = {
+    "magic_function": {"input": 3},
+    "magic_function_no_args": {},
+    "greeting_generator": {"answer_style": "pirate"},
+    "get_weather": {"location": "San Francisco, CA"},
+    "my_adder_tool": {"a": 3, "b": 4},
+    "Joke": _JOKE,
+    "JokeDict": _JOKE,
+}
+
+
+def _reply(prompt: str) -> str | None:
+    """The call the suite asks for when tools are shown; text after a tool result."""
+    last_turn = prompt.rsplit("<|im_start|>", 2)[-2]
+    if last_turn.startswith("tool"):
+        return "Done."
+    tools = re.findall(r'\{"type": "function", "function": \{"name": "(\w+)"', prompt)
+    if not tools:
+        return None  # no tools: the model answers freely
+    named = re.search(r'"name": "(\w+)", "arguments": $', prompt)
+    name = named.group(1) if named else tools[0]
+    if name == "unicode_customer":
+        customer = re.findall(r"named '([^']+)'", prompt)[-1]
+        return format_call(name, {"customer_name": customer, "description": "a customer"})
+    return format_call(name, _ARGUMENTS.get(name, {}))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _scripted() -> Iterator[None]:
+    with scripted(_connector(), _reply):
+        yield
 
 
 class _Declared:
@@ -36,20 +77,21 @@ class _Declared:
 
     @property
     def chat_model_params(self) -> dict[str, Any]:
-        # Random weights never emit EOS: keep answers short so the suite stays fast.
-        return {"connector": _connector(), "max_new_tokens": 8}
+        # Random weights never emit EOS: free answers stop at the budget, which fits the
+        # longest scripted call.
+        return {"connector": _connector(), "max_new_tokens": 96}
 
     @property
     def has_tool_calling(self) -> bool:
-        return False  # bind_tools raises NotImplementedError (see docs/langgraph.md)
+        return True
 
     @property
     def has_tool_choice(self) -> bool:
-        return False
+        return True
 
     @property
     def has_structured_output(self) -> bool:
-        return False
+        return True
 
     @property
     def supports_model_override(self) -> bool:
