@@ -281,11 +281,11 @@ class AVPChatModel(BaseChatModel):
                 rejected = handshake
         if layout == "handoff" and compatible:
             index, context = compatible[0]
-            if index + 1 < len(chat):
-                # the receiver's own instructions come before the handed-off reply in its
-                # messages; they cannot come first, so they are the first turns after it
-                systems = [turn for turn in chat[: index + 1] if turn["role"] == "system"]
-                turns = systems + chat[index + 1 :]
+            # the receiver's own instructions come before the handed-off reply in its
+            # messages; they cannot come first, so they are the first turns after it
+            systems = [turn for turn in chat[: index + 1] if turn["role"] == "system"]
+            turns = systems + chat[index + 1 :]
+            if turns:
                 return _Plan(turns, options, context, "handoff", rejected)
         prompt = self.connector.prompt_ids(chat, tools)
         best, best_length = None, 0

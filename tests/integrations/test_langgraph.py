@@ -176,13 +176,6 @@ def test_ainvoke_and_astream_do_not_block_the_event_loop(qwen, loop_gate):
     assert "".join(chunks) == text == chat.invoke("Tell a long story.").content
 
 
-def test_bind_tools_names_the_limit(qwen):
-    with pytest.raises(NotImplementedError, match="tool calling"):
-        model(qwen).bind_tools([])
-    with pytest.raises(NotImplementedError):
-        model(qwen).with_structured_output({"title": "x", "type": "object", "properties": {}})
-
-
 def test_from_pretrained_splits_fields_from_loader_options():
     chat = AVPChatModel.from_pretrained(
         "tiny-qwen2", max_tokens=3, layout="handoff", dtype="float32"
@@ -217,7 +210,8 @@ def test_handoff_layout_reuses_each_predecessors_whole_context(qwen, task):
     for previous, reply in zip([first, *later], later):
         assert avp(reply)["layout"] == "handoff"
         assert avp(reply)["reused_tokens"] == context_of(previous).seq_len
-        assert avp(reply)["prefilled_tokens"] < 30
+        # the new turn plus the team's system message, sent again after the context
+        assert avp(reply)["prefilled_tokens"] < 45
 
 
 @pytest.mark.parametrize("layout", ["shared", "handoff"])
