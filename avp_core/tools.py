@@ -67,10 +67,12 @@ class InvalidToolCall:
     """A block that looked like a tool call but could not be used, and why."""
 
     text: str
-    """The block's text between the tags (the arguments as written)."""
+    """The block's text between the tags."""
     error: str
     id: str
     name: str | None = None
+    arguments: str = ""
+    """The arguments as written (JSON text), or the whole block when they cannot be found."""
 
 
 @dataclass(frozen=True)
@@ -164,18 +166,31 @@ def parse_reply(
         position = match.end()
         body, identifier = match.group(1).strip(), call_id(seed, index)
         if not match.group(0).endswith(CLOSE):
-            invalid.append(InvalidToolCall(body, f"the block has no closing {CLOSE}", identifier))
+            error = f"the block has no closing {CLOSE}"
+            invalid.append(InvalidToolCall(body, error, identifier, None, body))
             content.append(match.group(0))
             continue
         name, arguments, error = _read_call(body, by_name)
         if error:
-            invalid.append(InvalidToolCall(body, error, identifier, name))
+            raw = _raw_arguments(body)
+            invalid.append(InvalidToolCall(body, error, identifier, name, raw))
             content.append(match.group(0))
         else:
             calls.append(ToolCall(str(name), arguments, identifier))
     content.append(text[position:])
     joined = "".join(content)
     return Reply(joined.strip() if calls else joined, tuple(calls), tuple(invalid))
+
+
+def _raw_arguments(body: str) -> str:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(data, dict):
+        return body
+    arguments = data.get("arguments", data.get("parameters", {}))
+    return arguments if isinstance(arguments, str) else json.dumps(arguments, ensure_ascii=False)
 
 
 def _read_call(

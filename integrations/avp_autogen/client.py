@@ -9,10 +9,12 @@ the text path). ``latent=False`` is the plain text baseline.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any, Literal
 
-from autogen_core import CancellationToken, FunctionCall
+from autogen_core import EVENT_LOGGER_NAME, CancellationToken, FunctionCall
+from autogen_core.logging import LLMCallEvent
 from autogen_core.models import (
     AssistantMessage,
     ChatCompletionClient,
@@ -32,8 +34,11 @@ from pydantic import BaseModel
 from avp_core.connectors.base import Connector, Generation, Usage
 from avp_core.reuse import SegmentReuse
 from avp_core.store import ContextStore, reusable_prefix
+from avp_core.tools import InvalidToolCall
 
 from ._threads import stream_in_thread
+
+event_logger = logging.getLogger(EVENT_LOGGER_NAME)
 
 _CREATE_ARGS = ("max_new_tokens", "temperature", "top_p", "stop", "seed", "ignore_eos")
 
@@ -53,8 +58,11 @@ class AVPChatCompletionClient(ChatCompletionClient):
             ``system_message``) are reused at their new positions; see
             :class:`~avp_core.reuse.SegmentReuse`. Off: exact prefix reuse only.
 
-    Text only: no vision, function calling, JSON mode or structured output (``model_info``
-    says so, and asking for them raises ``ValueError``).
+    Tools (``AssistantAgent(tools=...)``, Swarm handoffs) are rendered by the chat template and
+    the model's ``<tool_call>`` blocks come back as ``FunctionCall`` s; a block that does not
+    parse comes back as a call the agent answers with an error result, so the model can
+    retry. ``json_output`` (JSON mode, or a Pydantic type for ``output_content_type``) adds
+    an instruction turn with the schema. No vision.
     """
 
     def __init__(
@@ -86,10 +94,10 @@ class AVPChatCompletionClient(ChatCompletionClient):
         }
         self._model_info: ModelInfo = {
             "vision": False,
-            "function_calling": False,
-            "json_output": False,
+            "function_calling": True,
+            "json_output": True,
             "family": family,
-            "structured_output": False,
+            "structured_output": True,
             "multiple_system_messages": True,
         }
         self._actual = RequestUsage(prompt_tokens=0, completion_tokens=0)
@@ -145,22 +153,20 @@ class AVPChatCompletionClient(ChatCompletionClient):
         cancellation_token: CancellationToken | None = None,
     ) -> AsyncGenerator[str | CreateResult, None]:
         """Text chunks as tokens are decoded, then the :class:`CreateResult`."""
-        if tools:
-            raise ValueError("AVPChatCompletionClient does not support function calling")
-        if json_output:
-            raise ValueError(
-                "AVPChatCompletionClient supports neither JSON mode nor structured output"
-            )
         unknown = sorted(set(extra_create_args) - set(_CREATE_ARGS))
         if unknown:
             raise ValueError(f"unknown extra_create_args {unknown}; valid: {list(_CREATE_ARGS)}")
         options = {**self._options, **extra_create_args}
-        chat = to_chat(messages)
+        schemas = [_openai_tool(tool) for tool in tools]
+        if schemas:
+            choice = tool_choice.schema["name"] if isinstance(tool_choice, Tool) else tool_choice
+            options.update(tools=schemas, tool_choice=choice)
+        chat = to_chat(messages) + _json_instruction(json_output)
 
         def produce() -> Any:  # in the worker thread: rendering and lookup too
             context = None
             if self._latent:
-                ids = self._connector.prompt_ids(chat)
+                ids = self._connector.prompt_ids(chat, schemas)
                 context, _ = reusable_prefix(self._store, self._connector, ids)
             return self._connector.generate_stream(
                 chat,
@@ -186,11 +192,18 @@ class AVPChatCompletionClient(ChatCompletionClient):
         self.last_usage = generation.usage
         self._actual = _add(self._actual, usage)
         self._total = _add(self._total, usage)
+        _log_call(chat, generation)
+        calls = _function_calls(generation)
         yield CreateResult(
-            finish_reason="stop" if generation.finish_reason == "stop" else "length",
-            content=generation.text,
+            finish_reason="function_calls"
+            if calls
+            else "stop"
+            if generation.finish_reason == "stop"
+            else "length",
+            content=calls or generation.reply,
             usage=usage,
             cached=False,
+            thought=(generation.reply or None) if calls else None,
         )
 
     async def close(self) -> None:
@@ -209,8 +222,9 @@ class AVPChatCompletionClient(ChatCompletionClient):
         *,
         tools: Sequence[Tool | ToolSchema] = [],
     ) -> int:
-        """Tokens of the rendered prompt, generation prompt included (tools are not sent)."""
-        return self._connector.count_tokens(to_chat(messages))
+        """Tokens of the rendered prompt (with ``tools``), generation prompt included."""
+        schemas = [_openai_tool(tool) for tool in tools]
+        return self._connector.count_tokens(to_chat(messages), schemas)
 
     def remaining_tokens(
         self,
@@ -223,7 +237,7 @@ class AVPChatCompletionClient(ChatCompletionClient):
 
     @property
     def capabilities(self) -> ModelCapabilities:
-        return {"vision": False, "function_calling": False, "json_output": False}
+        return {"vision": False, "function_calling": True, "json_output": True}
 
     @property
     def model_info(self) -> ModelInfo:
@@ -243,7 +257,8 @@ def to_chat(messages: Sequence[LLMMessage]) -> list[dict[str, Any]]:
                 chat.append({"role": "assistant", "content": message.content})
             else:
                 calls = [_tool_call(call) for call in message.content]
-                chat.append({"role": "assistant", "content": "", "tool_calls": calls})
+                thought = getattr(message, "thought", None) or ""
+                chat.append({"role": "assistant", "content": thought, "tool_calls": calls})
         elif isinstance(message, FunctionExecutionResultMessage):
             chat += [
                 {"role": "tool", "content": r.content, "name": r.name, "tool_call_id": r.call_id}
@@ -252,6 +267,64 @@ def to_chat(messages: Sequence[LLMMessage]) -> list[dict[str, Any]]:
         else:
             raise ValueError(f"unsupported message type {type(message).__name__}")
     return chat
+
+
+def _openai_tool(tool: Tool | ToolSchema) -> dict[str, Any]:
+    schema = tool.schema if isinstance(tool, Tool) else tool
+    function = {k: v for k, v in dict(schema).items() if k in ("name", "description", "parameters")}
+    return {"type": "function", "function": function}
+
+
+def _json_instruction(json_output: bool | type[BaseModel] | None) -> list[dict[str, Any]]:
+    """The turn that asks for JSON (JSON mode) or for an object of ``json_output``'s schema."""
+    if not json_output:
+        return []
+    if isinstance(json_output, type) and issubclass(json_output, BaseModel):
+        schema = json.dumps(json_output.model_json_schema(), ensure_ascii=False)
+        text = f"Reply with only a JSON object that matches this JSON schema:\n{schema}"
+    else:
+        text = "Reply with only a JSON object."
+    return [{"role": "system", "content": text}]
+
+
+def _function_calls(generation: Generation) -> list[FunctionCall]:
+    """The reply's tool calls; blocks that did not parse too, so that the agent answers them
+    with an error result the model can retry on (bad JSON, unknown tool, wrong arguments)."""
+    calls = [
+        FunctionCall(id=c.id, name=c.name, arguments=json.dumps(c.arguments, ensure_ascii=False))
+        for c in generation.tool_calls
+    ]
+    return calls + [
+        FunctionCall(id=c.id, name=c.name or "", arguments=_invalid_arguments(c))
+        for c in generation.invalid_tool_calls
+    ]
+
+
+def _invalid_arguments(call: InvalidToolCall) -> str:
+    """Arguments AutoGen answers with an error result: as written, unless they are JSON but
+    not an object (a handoff tool would raise on those outside AutoGen's error handling)."""
+    try:
+        value = json.loads(call.arguments)
+    except ValueError:
+        return call.arguments
+    return call.arguments if isinstance(value, dict) else f"invalid call: {call.error}"
+
+
+def _log_call(chat: list[dict[str, Any]], generation: Generation) -> None:
+    """AutoGen's LLMCallEvent (what its tracing and dashboards read), with the AVP usage."""
+    usage = generation.usage
+    event_logger.info(
+        LLMCallEvent(
+            messages=chat,
+            response={"content": generation.text, "finish_reason": generation.finish_reason},
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            reused_tokens=usage.reused_tokens,
+            approx_reused_tokens=usage.approx_reused_tokens,
+            prefilled_tokens=usage.prefilled_tokens,
+            ttft_s=round(usage.ttft_s, 6),
+        )
+    )
 
 
 def _text(content: str | list[Any]) -> str:

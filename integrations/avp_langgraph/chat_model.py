@@ -404,7 +404,7 @@ def _calls(generation: Generation, plan: _Plan) -> list[ToolCall]:
 def _reply(generation: Generation, plan: _Plan) -> AIMessage:
     """The reply as an AIMessage: its text, tool calls and invalid tool calls."""
     invalid = [
-        invalid_tool_call(name=c.name, args=c.text, id=c.id, error=c.error)
+        invalid_tool_call(name=c.name, args=c.arguments, id=c.id, error=c.error)
         for c in generation.invalid_tool_calls
     ]
     extra = generation.tool_calls[len(_calls(generation, plan)) :]
