@@ -166,20 +166,26 @@ def parse_reply(
         position = match.end()
         body, identifier = match.group(1).strip(), call_id(seed, index)
         if not match.group(0).endswith(CLOSE):
-            error = f"the block has no closing {CLOSE}"
-            invalid.append(InvalidToolCall(body, error, identifier, None, body))
+            error = f"the block has no closing {CLOSE} (cut off by the token limit?)"
+            invalid.append(InvalidToolCall(body, error, identifier, _name_in(body), body))
             content.append(match.group(0))
             continue
         name, arguments, error = _read_call(body, by_name)
         if error:
             raw = _raw_arguments(body)
-            invalid.append(InvalidToolCall(body, error, identifier, name, raw))
+            invalid.append(InvalidToolCall(body, error, identifier, name or _name_in(body), raw))
             content.append(match.group(0))
         else:
             calls.append(ToolCall(str(name), arguments, identifier))
     content.append(text[position:])
     joined = "".join(content)
     return Reply(joined.strip() if calls else joined, tuple(calls), tuple(invalid))
+
+
+def _name_in(body: str) -> str | None:
+    """The tool name a broken block names, if it can be read."""
+    match = re.search(r'"name"\s*:\s*"([^"]+)"', body)
+    return match.group(1) if match else None
 
 
 def _raw_arguments(body: str) -> str:

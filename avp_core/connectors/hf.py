@@ -410,7 +410,8 @@ class HuggingFaceConnector:
             ids = chat.render_ids(self.tokenizer, messages, tools)
             return _Plan(ids, 0, self._new_cache(), handshake)
         if layout == "handoff":  # tools cannot come before the context: a turn after it
-            turns = chat.with_instructions(messages, tools) if tools else messages
+            shown = tools and _tools.instructions(tools) in self.tokenizer.decode(context.sequence)
+            turns = chat.with_instructions(messages, tools) if tools and not shown else messages
             sequence = list(context.sequence)
             sequence += chat.continuation_ids(self.tokenizer, turns, context.sequence[-8:])
             reused = context.seq_len

@@ -5,8 +5,8 @@ tasks continue the KV-cache of the task they take context from instead of re-rea
 output as text, when both agents run the same model. See docs/crewai.md.
 """
 
-from .crew import HIERARCHICAL_LIMIT, LatentCrew
+from .crew import LatentCrew
 from .llm import AVPLLM
 from .run import LatentHandle, context_of, handle_of
 
-__all__ = ["AVPLLM", "HIERARCHICAL_LIMIT", "LatentCrew", "LatentHandle", "context_of", "handle_of"]
+__all__ = ["AVPLLM", "LatentCrew", "LatentHandle", "context_of", "handle_of"]

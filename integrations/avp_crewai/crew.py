@@ -12,6 +12,7 @@ is crewai's own.
 from __future__ import annotations
 
 import logging
+from contextlib import AbstractContextManager
 from typing import Any
 
 from crewai import Crew, Process
@@ -21,12 +22,6 @@ from . import run as _run
 from .llm import AVPLLM
 
 logger = logging.getLogger("avp_crewai")
-
-HIERARCHICAL_LIMIT = (
-    "LatentCrew supports Process.sequential only: in a hierarchical crew the manager hands "
-    "work to coworkers as tool-call text, which carries no context to continue. Use Crew "
-    "(optionally with AVPLLM agents) for a hierarchical process."
-)
 
 
 class LatentCrew(Crew):
@@ -38,24 +33,18 @@ class LatentCrew(Crew):
     its own handle (:func:`avp_crewai.context_of`), valid within the kickoff that made it.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._check_process()
-
     # -- kickoff ---------------------------------------------------------------------------
 
     def kickoff(self, *args: Any, **kwargs: Any) -> Any:
         """crewai's kickoff, with a fresh latent run (``kickoff_async`` runs this in a thread)."""
-        self._check_process()
-        with _run.activate():
+        with self._activate():
             return super().kickoff(*args, **kwargs)
 
     if hasattr(Crew, "akickoff"):  # crewai >= 1.4: native async kickoff
 
         async def akickoff(self, *args: Any, **kwargs: Any) -> Any:
             """crewai's native async kickoff, with a fresh latent run."""
-            self._check_process()
-            with _run.activate():
+            with self._activate():
                 return await super().akickoff(*args, **kwargs)
 
     def copy(self) -> Any:  # type: ignore[override]  # crewai's own override
@@ -64,9 +53,11 @@ class LatentCrew(Crew):
         copied.__class__ = type(self)  # crewai builds a plain Crew; the fields are the same
         return copied
 
-    def _check_process(self) -> None:
-        if self.process == Process.hierarchical:
-            raise ValueError(HIERARCHICAL_LIMIT)
+    def _activate(self) -> AbstractContextManager[_run.KickoffRun]:
+        """A fresh latent run that knows the crew's tasks (a hierarchical manager's delegated
+        tasks are the others)."""
+        keys = [key for task in self.tasks if (key := _run.task_key(task)) is not None]
+        return _run.activate(keys, hierarchical=self.process == Process.hierarchical)
 
     # -- the seam --------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextvars
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -92,13 +92,16 @@ class _Plan:
 class KickoffRun:
     """The latent state of one kickoff: produced handles and planned continuations, by task."""
 
-    def __init__(self) -> None:
+    def __init__(self, crew_tasks: Iterable[str] = (), *, hierarchical: bool = False) -> None:
         self.run_id = uuid.uuid4().hex
         self._lock = threading.Lock()
         self._produced: dict[str, LatentHandle] = {}
         self._order: list[str] = []
         self._plans: dict[str, _Plan] = {}
         self._parents: dict[str, str | None] = {}
+        self._calls: dict[tuple[str, int], tuple[list[dict[str, Any]], AVPContext]] = {}
+        self._crew_tasks = frozenset(crew_tasks)
+        self._hierarchical = hierarchical
 
     # -- written by the LLM ----------------------------------------------------------------
 
@@ -123,6 +126,32 @@ class KickoffRun:
                 self._order.remove(key)
             self._order.append(key)
             self._parents[context.context_id] = parent
+
+    def remember_call(
+        self, key: str, llm: Any, messages: list[dict[str, Any]], context: AVPContext
+    ) -> None:
+        """The messages of ``llm``'s latest call for task ``key`` and the context it made."""
+        with self._lock:
+            self._calls[(key, id(llm))] = (messages, context)
+
+    def last_call(self, key: str, llm: Any) -> tuple[list[dict[str, Any]], AVPContext] | None:
+        with self._lock:
+            return self._calls.get((key, id(llm)))
+
+    def delegated(self, key: str) -> bool:
+        """Whether ``key`` is a task a hierarchical crew's manager made for a worker (its
+        first call: a task is planned once)."""
+        with self._lock:
+            return self._hierarchical and key not in self._crew_tasks and key not in self._plans
+
+    def latest_worker_context(
+        self, can_continue: Callable[[AVPContext], bool]
+    ) -> AVPContext | None:
+        """The context of the latest delegated task that ``can_continue`` accepts."""
+        with self._lock:
+            keys = [k for k in reversed(self._order) if k not in self._crew_tasks]
+            contexts = [self._produced[k].context for k in keys]
+        return next((c for c in contexts if can_continue(c)), None)
 
     # -- read by the crew ------------------------------------------------------------------
 
@@ -168,9 +197,9 @@ def current_run() -> KickoffRun | None:
 
 
 @contextmanager
-def activate() -> Iterator[KickoffRun]:
+def activate(crew_tasks: Iterable[str] = (), *, hierarchical: bool = False) -> Iterator[KickoffRun]:
     """Make a new run current for the duration of the block (one kickoff)."""
-    run = KickoffRun()
+    run = KickoffRun(crew_tasks, hierarchical=hierarchical)
     token = _CURRENT.set(run)
     try:
         yield run

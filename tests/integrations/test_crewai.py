@@ -15,7 +15,7 @@ import threading
 import time
 
 import pytest
-from avp_crewai import AVPLLM, HIERARCHICAL_LIMIT, LatentCrew, context_of, handle_of
+from avp_crewai import AVPLLM, LatentCrew, context_of, handle_of
 from crewai import Agent, Crew, Process, Task
 from crewai.events import crewai_event_bus
 from crewai.events.types.llm_events import LLMCallCompletedEvent, LLMCallStartedEvent
@@ -337,19 +337,6 @@ def test_concurrent_kickoffs_do_not_see_each_others_contexts(qwen, how):
             assert current.parent_id == previous.context.context_id
     runs = [handle_of(r.tasks_output[0]).run_id for r in together]
     assert runs[0] != runs[1]
-
-
-def test_hierarchical_process_names_the_limit(qwen):
-    llm = AVPLLM(qwen, max_new_tokens=TOKENS)
-    agent = Agent(role="a", goal="g", backstory="b", llm=llm)
-    task = Task(description="d", expected_output="e", agent=agent)
-    with pytest.raises(ValueError, match="sequential only") as error:
-        LatentCrew(agents=[agent], tasks=[task], process=Process.hierarchical, manager_llm=llm)
-    assert HIERARCHICAL_LIMIT in str(error.value)
-    crew = LatentCrew(agents=[agent], tasks=[task])
-    crew.process = Process.hierarchical
-    with pytest.raises(ValueError, match="sequential only"):
-        crew.kickoff()
 
 
 @pytest.mark.skipif("stream" not in Crew.model_fields, reason="crewai without crew streaming")
