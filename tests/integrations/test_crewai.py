@@ -16,6 +16,7 @@ import time
 
 import pytest
 from avp_crewai import AVPLLM, LatentCrew, context_of, handle_of
+from avp_crewai.llm import NATIVE_TOOLS
 from crewai import Agent, Crew, Process, Task
 from crewai.events import crewai_event_bus
 from crewai.events.types.llm_events import LLMCallCompletedEvent, LLMCallStartedEvent
@@ -122,7 +123,8 @@ def test_avpllm_is_a_crewai_llm(qwen):
     assert Agent(role="r", goal="g", backstory="b", llm=llm).llm is llm
     assert llm.model == "avp/tiny-qwen2"
     assert llm.get_context_window_size() == int(qwen.context_window * 0.85)
-    assert llm.supports_stop_words() and not llm.supports_function_calling()
+    assert llm.supports_stop_words() and llm.supports_function_calling() is NATIVE_TOOLS
+    assert not AVPLLM(qwen, function_calling=False).supports_function_calling()
     assert llm.latent and not AVPLLM(qwen, latent=False).latent
     assert llm.get_input_tokens_count("Hello there") == qwen.count_tokens("Hello there")
     assert copy.deepcopy(llm).connector is qwen  # copies never copy the model
@@ -356,12 +358,14 @@ def test_streaming_kickoff_with_json_output_log(qwen, tmp_path):
     ]
 
 
-def test_kickoff_for_each_copies_stay_latent(qwen):
+def test_kickoff_for_each_copies_stay_latent_and_share_the_cache(qwen):
     crew = chain_crew([AVPLLM(qwen, max_new_tokens=TOKENS) for _ in range(2)])
     assert isinstance(crew.copy(), LatentCrew)
     with qwen.record() as usages:
         results = crew.kickoff_for_each([{}, {}])
-    assert len(results) == 2 and [u.reused_tokens > 0 for u in usages] == [False, True] * 2
+    # the second input's first task reuses the first input's prompt through the context cache
+    assert len(results) == 2 and [u.reused_tokens > 0 for u in usages] == [False, True, True, True]
+    assert usages[2].reused_tokens == usages[0].prompt_tokens - 1  # all but the last position
 
 
 def test_chain_workload_prefills_less_in_latent_mode(qwen):
