@@ -20,6 +20,7 @@ BENCHMARKS: dict[str, str] = {
     "kvcomm": "avp_core.bench.kvcomm",
     "fidelity": "avp_core.bench.fidelity",
     "patterns": "avp_core.bench.patterns",
+    "tools": "avp_core.bench.tools",
 }
 
 

@@ -212,6 +212,25 @@ def patterns_chart(payload: dict[str, Any], path: str | Path) -> Path | None:
     )
 
 
+def tools_chart(payload: dict[str, Any], path: str | Path) -> Path | None:
+    """Prefilled tokens and time to first token of a 5-call tool loop, text vs latent."""
+    rows = payload["rows"]
+    groups = list(dict.fromkeys(r["framework"] for r in rows))
+    by = {(r["framework"], r["mode"]): r for r in rows}
+
+    def series(key: str, scale: float = 1.0) -> dict[str, list[float]]:
+        return {m: [by[(g, m)][key] * scale for g in groups] for m in ("text", "latent")}
+
+    return bars(
+        path,
+        f"A 5-call ReAct tool loop on {payload['model']}",
+        [
+            ("prefilled tokens, lower is better", groups, series("prefilled_tokens")),
+            ("median time to first token (ms), lower is better", groups, series("ttft_s", 1e3)),
+        ],
+    )
+
+
 def codec_chart(payload: dict[str, Any], path: str | Path) -> Path | None:
     """Encode and decode time of each method on the same KV-cache."""
     results = payload["results"]
@@ -304,6 +323,7 @@ CHARTS: dict[str, Callable[[dict[str, Any], str | Path], Path | None]] = {
     "demo": framework_chart,
     "fidelity": fidelity_chart,
     "patterns": patterns_chart,
+    "tools": tools_chart,
 }
 """Benchmark name (the payload's ``benchmark`` field) to its chart."""
 
