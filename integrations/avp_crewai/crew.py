@@ -7,6 +7,11 @@ latest context task's model is LATENT, that task's context is planned as a hando
 text is left out; the other context tasks still arrive as text (those already inside the
 continued context are not repeated). Everything else (prompts, parsing, callbacks, logging)
 is crewai's own.
+
+In a hierarchical crew the manager's crew tasks are planned the same way; the tasks it
+delegates to workers through crewai's delegation tools are not crew tasks, and each such
+task's first call continues the latest earlier worker's context (see
+:meth:`avp_crewai.AVPLLM._plan_handoff`).
 """
 
 from __future__ import annotations

@@ -51,6 +51,7 @@ class _Plan:
     context: AVPContext | None
     layout: Layout
     rejected: Handshake | None  # the latest handshake that refused a handle, for reporting
+    parallel_tool_calls: bool = True  # False: only the first tool call is made
 
 
 class AVPChatModel(BaseChatModel):
@@ -242,6 +243,7 @@ class AVPChatModel(BaseChatModel):
     ) -> Iterator[str | tuple[Generation, _Plan]]:
         """Plan the call, then yield text chunks and finally ``(generation, plan)``."""
         plan = self._plan(messages, stop, kwargs)
+        plan.parallel_tool_calls = kwargs.get("parallel_tool_calls") is not False
         for item in self.connector.generate_stream(
             plan.messages, context=plan.context, layout=plan.layout, **plan.options
         ):
@@ -398,7 +400,7 @@ def _calls(generation: Generation, plan: _Plan) -> list[ToolCall]:
     """The reply's valid tool calls as LangChain ``ToolCall`` dicts (the first only when
     parallel tool calls are off)."""
     calls = [tool_call(name=c.name, args=c.arguments, id=c.id) for c in generation.tool_calls]
-    return calls[:1] if plan.options.get("parallel_tool_calls") is False else calls
+    return calls if plan.parallel_tool_calls else calls[:1]
 
 
 def _reply(generation: Generation, plan: _Plan) -> AIMessage:

@@ -128,6 +128,18 @@ def test_tool_choice_forces_a_call_and_streams_the_same_calls(qwen):
         model(qwen).bind_tools([add], tool_choice="multiply")
 
 
+def test_parallel_tool_calls_off_keeps_the_first_call_and_reports_the_rest(qwen):
+    two = call("add", a=1, b=2) + "\n" + call("lookup", city="Oslo")
+    with scripted(qwen, [two, two]):
+        both = model(qwen, max_new_tokens=96).bind_tools([add, lookup]).invoke("Go.")
+        first = model(qwen, max_new_tokens=96).bind_tools([add, lookup], parallel_tool_calls=False)
+        first = first.invoke("Go.")
+    assert [c["name"] for c in both.tool_calls] == ["add", "lookup"]
+    assert [c["name"] for c in first.tool_calls] == ["add"]
+    assert first.invalid_tool_calls[0]["name"] == "lookup"
+    assert "parallel_tool_calls=False" in first.invalid_tool_calls[0]["error"]
+
+
 class Weather(BaseModel):
     city: str
     degrees: int
