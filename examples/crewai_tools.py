@@ -48,7 +48,9 @@ def speaker(prompt: str) -> str:
 def reply(prompt: str) -> str:
     role = speaker(prompt)
     if role == "Crew Manager":
-        done = prompt.count("<|im_start|>tool") + prompt.count("Observation:")
+        # ReAct observations follow the calls in the assistant turns
+        turns = [t.split("<|im_end|>")[0] for t in prompt.split("<|im_start|>assistant")[1:]]
+        done = prompt.count("<|im_start|>tool") + sum(t.count("Observation:") for t in turns)
         return delegate(("Researcher", "Writer")[done]) if done < 2 else final("All done.")
     return final(f"{role} finished.")
 
@@ -72,6 +74,4 @@ with scripted(connector, reply) as script, connector.record() as calls:
     result = crew.kickoff()
 print("result:", result.raw)
 for prompt, usage in zip(script.prompts, calls):
-    print(
-        f"{speaker(prompt):13} prefilled {usage.prefilled_tokens:4}  reused {usage.reused_tokens:4}"
-    )
+    print(f"{speaker(prompt)}: prefilled {usage.prefilled_tokens}, reused {usage.reused_tokens}")

@@ -67,6 +67,6 @@ for message in state["messages"]:
     if report:
         calls = [c["name"] for c in message.tool_calls]
         print(
-            f"{message.name:12} {calls or message.content!s:28} "
-            f"prefilled {report['prefilled_tokens']:3}  reused {report['reused_tokens']:3}"
+            f"{message.name}: {calls or message.content} (prefilled "
+            f"{report['prefilled_tokens']}, reused {report['reused_tokens']})"
         )

@@ -55,7 +55,8 @@ def answer(text: str) -> str:
 
 def results_seen(prompt: str) -> int:
     """Tool results the prompt already holds (native tool turns or ReAct observations)."""
-    return prompt.count("<|im_start|>tool") + prompt.count("Observation:")
+    turns = [t.split("<|im_end|>")[0] for t in prompt.split("<|im_start|>assistant")[1:]]
+    return prompt.count("<|im_start|>tool") + sum(t.count("Observation:") for t in turns)
 
 
 def speaker(prompt: str) -> str:
