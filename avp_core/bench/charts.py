@@ -226,7 +226,7 @@ def tools_chart(payload: dict[str, Any], path: str | Path) -> Path | None:
         f"A 5-call ReAct tool loop on {payload['model']}",
         [
             ("prefilled tokens, lower is better", groups, series("prefilled_tokens")),
-            ("median time to first token (ms), lower is better", groups, series("ttft_s", 1e3)),
+            ("median TTFT (ms), lower is better", groups, series("ttft_s", 1e3)),
         ],
     )
 
