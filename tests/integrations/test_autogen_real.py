@@ -58,3 +58,33 @@ def test_the_clients_prompt_reuses_a_context_with_the_same_logits(smollm2):
     assert reply.content == dense.text == reused.text and reused.token_ids == dense.token_ids
     assert torch.allclose(reused.first_logits, dense.first_logits, atol=1e-4, rtol=0)
     assert dense.finish_reason == reused.finish_reason == "stop"
+
+
+def test_an_agents_free_answer_after_a_tool_equals_text(smollm2):
+    """The tool call is scripted (the model is too small to choose it); the answer after the
+    tool's result is the model's own, greedy, on both paths."""
+    from avp_core.testing import scripted
+    from avp_core.tools import format_call
+
+    def ferry_time(pier: str) -> str:
+        """When the ferry leaves a pier."""
+        return f"The ferry leaves the {pier} pier at seven."
+
+    def run(latent: bool) -> tuple[list[str], list]:
+        agent = AssistantAgent(
+            "guide",
+            model_client=AVPChatCompletionClient(smollm2, latent=latent, max_new_tokens=48),
+            tools=[ferry_time],
+            max_tool_iterations=2,
+            system_message="Answer with the tools' help.",
+        )
+        script = [format_call("ferry_time", {"pier": "north"})]
+        with scripted(smollm2, script), smollm2.record() as calls:
+            result = asyncio.run(agent.run(task="When does the ferry leave?"))
+        return [m.to_text() for m in result.messages], calls
+
+    (text, text_calls), (latent, latent_calls) = run(False), run(True)
+    assert latent == text and latent[-1].strip()
+    first, second = latent_calls
+    assert second.reused_tokens == first.prompt_tokens + first.completion_tokens
+    assert [u.reused_tokens for u in text_calls] == [0, 0]

@@ -57,3 +57,51 @@ def test_cached_latent_crew_gives_the_text_crews_answers_and_stops_at_end_of_tur
     assert read.reused_tokens > read.prompt_tokens // 2 and tip.reused_tokens > 0
     prefilled = [sum(c.prefilled_tokens for c in run) for run in (latent_calls, text_calls)]
     assert prefilled[0] < prefilled[1]
+
+
+def test_an_agents_free_answer_after_a_tool_equals_text(smollm2):
+    """The tool call is scripted (the model is too small to choose it); what the agent writes
+    after the tool's result is the model's own, greedy, on both paths."""
+    import json
+
+    from avp_crewai.llm import NATIVE_TOOLS
+    from crewai.tools import tool
+
+    from avp_core.testing import scripted
+    from avp_core.tools import format_call
+
+    @tool("Ferry time")
+    def ferry_time(pier: str) -> str:
+        """When the ferry leaves a pier."""
+        return f"The ferry leaves the {pier} pier at seven."
+
+    arguments = {"pier": "north"}
+    call = (
+        format_call("ferry_time", arguments)
+        if NATIVE_TOOLS
+        else f"Thought: I check.\nAction: Ferry time\nAction Input: {json.dumps(arguments)}"
+    )
+
+    def run(latent: bool) -> tuple[str, list]:
+        guide = Agent(
+            role="Guide",
+            goal="Answer travel questions.",
+            backstory="Brief.",
+            llm=AVPLLM(smollm2, latent=latent, max_new_tokens=48),
+            tools=[ferry_time],
+            max_iter=3,
+        )
+        task = Task(
+            description="When does the ferry leave?", expected_output="A time.", agent=guide
+        )
+        with scripted(smollm2, [call]), smollm2.record() as calls:
+            output = Crew(agents=[guide], tasks=[task], process=Process.sequential).kickoff()
+        return output.raw, calls
+
+    (text, text_calls), (latent, latent_calls) = run(False), run(True)
+    assert latent == text and latent.strip()
+    assert [u.prompt_tokens for u in latent_calls] == [u.prompt_tokens for u in text_calls]
+    assert all(u.reused_tokens == 0 for u in text_calls)
+    if NATIVE_TOOLS:  # the call after the tool's result continues the call's KV
+        first, second = latent_calls[:2]
+        assert second.reused_tokens == first.prompt_tokens + first.completion_tokens

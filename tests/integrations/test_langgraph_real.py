@@ -68,3 +68,39 @@ def test_exact_latent_graph_gives_the_text_graphs_tokens_and_stops_at_end_of_tur
     reused = smollm2.generate(prompt, max_new_tokens=1, context=previous, keep_logits=True)
     assert reused.usage.reused_tokens > dense.usage.prompt_tokens // 2
     assert torch.allclose(reused.first_logits, dense.first_logits, atol=1e-4, rtol=0)
+
+
+def test_a_react_agents_free_answer_after_a_tool_equals_text(smollm2):
+    """The tool call is scripted (the model is too small to choose it); the answer after the
+    tool's result is the model's own, greedy, on both paths: the latent path continues the
+    call's KV and must write the same tokens."""
+    import warnings
+
+    from langchain_core.tools import tool
+
+    from avp_core.testing import scripted
+    from avp_core.tools import format_call
+
+    warnings.filterwarnings("ignore", message="create_react_agent has been moved")
+    from langgraph.prebuilt import create_react_agent
+
+    @tool
+    def ferry_time(pier: str) -> str:
+        """When the ferry leaves a pier."""
+        return f"The ferry leaves the {pier} pier at seven."
+
+    def run(latent: bool) -> tuple[list[Any], list[Any]]:
+        chat = AVPChatModel(connector=smollm2, latent=latent, max_new_tokens=48)
+        agent = create_react_agent(chat, [ferry_time], prompt="Answer with the tools' help.")
+        script = [format_call("ferry_time", {"pier": "north"})]
+        with scripted(smollm2, script), smollm2.record() as calls:
+            state = agent.invoke({"messages": [HumanMessage("When does the ferry leave?")]})
+        return state["messages"], calls
+
+    (text, text_calls), (latent, latent_calls) = run(False), run(True)
+    assert isinstance(latent[2], type(text[2])) and latent[2].content == text[2].content
+    assert latent[-1].content == text[-1].content and latent[-1].content.strip()
+    assert context_of(latent[-1]).sequence == context_of(text[-1]).sequence
+    first, second = latent_calls
+    assert second.reused_tokens == first.prompt_tokens + first.completion_tokens
+    assert [u.reused_tokens for u in text_calls] == [0, 0]
