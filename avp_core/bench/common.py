@@ -11,6 +11,20 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+CREWAI_OFFLINE = {
+    "CREWAI_TRACING_ENABLED": "false",
+    "CREWAI_DISABLE_TELEMETRY": "true",
+    "OTEL_SDK_DISABLED": "true",
+    "CREWAI_TESTING": "true",
+}
+"""What crewai needs to run offline and quietly (no tracing prompt, no telemetry)."""
+
+
+def crewai_offline() -> None:
+    """Set :data:`CREWAI_OFFLINE` where the environment does not say otherwise."""
+    for name, value in CREWAI_OFFLINE.items():
+        os.environ.setdefault(name, value)
+
 
 def median_time(fn: Callable[[], Any], *, runs: int = 5, warmup: int = 1) -> float:
     """Median wall time of ``fn()`` in seconds over ``runs`` calls after ``warmup`` calls."""

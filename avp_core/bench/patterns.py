@@ -20,7 +20,7 @@ import sys
 from typing import Any
 
 from .._args import non_negative_int, positive_int, positive_ints, ratio_list
-from .common import machine, table, write_json
+from .common import crewai_offline, machine, table, write_json
 from .workload import make_document
 
 FRAMEWORK_NAMES = ("langgraph", "autogen", "crewai")
@@ -83,15 +83,7 @@ def _autogen(connector: Any, document: str, agents: int, options: dict[str, Any]
 
 
 def _crewai(connector: Any, document: str, agents: int, options: dict[str, Any]) -> None:
-    import os
-
-    for name, value in (
-        ("CREWAI_TRACING_ENABLED", "false"),
-        ("CREWAI_DISABLE_TELEMETRY", "true"),
-        ("OTEL_SDK_DISABLED", "true"),
-        ("CREWAI_TESTING", "true"),
-    ):
-        os.environ.setdefault(name, value)
+    crewai_offline()
     from avp_crewai import AVPLLM
     from crewai import Agent, Crew, Process, Task
 

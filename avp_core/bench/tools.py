@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
 import time
@@ -26,7 +25,7 @@ from typing import Any
 from .._args import positive_int
 from ..testing import scripted
 from ..tools import format_call
-from .common import machine, table, write_json
+from .common import crewai_offline, machine, table, write_json
 from .workload import make_document
 
 FRAMEWORK_NAMES = ("langgraph", "autogen", "crewai")
@@ -72,13 +71,7 @@ def _autogen(connector: Any, task: str, latent: bool, tokens: int) -> None:
 
 
 def _crewai(connector: Any, task: str, latent: bool, tokens: int) -> None:
-    for name, value in (
-        ("CREWAI_TRACING_ENABLED", "false"),
-        ("CREWAI_DISABLE_TELEMETRY", "true"),
-        ("OTEL_SDK_DISABLED", "true"),
-        ("CREWAI_TESTING", "true"),
-    ):
-        os.environ.setdefault(name, value)
+    crewai_offline()
     from avp_crewai import AVPLLM
     from crewai import Agent, Crew, Task
     from crewai.tools import tool

@@ -279,20 +279,16 @@ class AVPLLM(BaseLLM):
         **kwargs: Any,
     ) -> str | list[dict[str, Any]]:
         """:meth:`call` in a worker thread, so the event loop keeps running while it generates."""
-
-        def work() -> str | list[dict[str, Any]]:
-            with _llm_call_context():
-                return self._call(
-                    messages,
-                    tools,
-                    callbacks,
-                    available_functions,
-                    from_task,
-                    from_agent,
-                    response_model,
-                )
-
-        return await asyncio.to_thread(work)  # to_thread copies contextvars (the kickoff run)
+        return await asyncio.to_thread(  # to_thread copies contextvars (the kickoff run)
+            self.call,
+            messages,
+            tools,
+            callbacks,
+            available_functions,
+            from_task,
+            from_agent,
+            response_model,
+        )
 
     def _call(
         self,

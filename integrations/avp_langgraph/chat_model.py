@@ -409,7 +409,8 @@ def _reply(generation: Generation, plan: _Plan) -> AIMessage:
         invalid_tool_call(name=c.name, args=c.arguments, id=c.id, error=c.error)
         for c in generation.invalid_tool_calls
     ]
-    extra = generation.tool_calls[len(_calls(generation, plan)) :]
+    calls = _calls(generation, plan)
+    extra = generation.tool_calls[len(calls) :]
     invalid += [
         invalid_tool_call(
             name=c.name,
@@ -419,9 +420,7 @@ def _reply(generation: Generation, plan: _Plan) -> AIMessage:
         )
         for c in extra
     ]
-    return AIMessage(
-        content=generation.reply, tool_calls=_calls(generation, plan), invalid_tool_calls=invalid
-    )
+    return AIMessage(content=generation.reply, tool_calls=calls, invalid_tool_calls=invalid)
 
 
 def _result(message: AIMessage) -> ChatResult:

@@ -13,27 +13,16 @@ import itertools
 import json
 import re
 
-import pytest
 from avp_crewai import AVPLLM, LatentCrew
 from avp_crewai.llm import NATIVE_TOOLS
 from crewai import Agent, Process, Task
 from crewai.tools import tool
+from test_crewai import _offline_crewai  # noqa: F401  (crewai offline, quiet, own storage)
 
 from avp_core.testing import scripted
 from avp_core.tools import format_call
 
 TOKENS = 128  # the delegation calls are long
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _offline_crewai(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CREWAI_TRACING_ENABLED", "false")
-        patch.setenv("CREWAI_DISABLE_TELEMETRY", "true")
-        patch.setenv("OTEL_SDK_DISABLED", "true")
-        patch.setenv("CREWAI_TESTING", "true")
-        patch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("crewai-data")))
-        yield
 
 
 @tool("Add numbers")
