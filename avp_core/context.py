@@ -11,19 +11,38 @@ from __future__ import annotations
 import json
 import time
 import uuid
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import DecodeError, InvalidRequestError
+from .errors import AVPError, DecodeError, InvalidRequestError
 from .identity import ModelIdentity
 
 if TYPE_CHECKING:
     import torch
 
+    from .wire.signing import Key
+
 LATENT = -1
 """Marker in :attr:`AVPContext.sequence` for a latent step (a position with no token id)."""
 _WIRE_LATENT = 0xFFFFFFFF
+
+
+_TRUSTED: weakref.WeakSet[AVPContext] = weakref.WeakSet()
+
+
+def mark_trusted(context: AVPContext) -> AVPContext:
+    """Record that ``context``'s KV is known to belong to its tokens and model: a connector in
+    this process computed it, or checked it (see :func:`is_trusted`). Returns ``context``."""
+    _TRUSTED.add(context)
+    return context
+
+
+def is_trusted(context: AVPContext) -> bool:
+    """Whether a connector in this process made or checked ``context``. Contexts decoded from
+    bytes or built by hand are not, until a connector verifies them before reusing them."""
+    return context in _TRUSTED
 
 
 def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
@@ -117,13 +136,16 @@ class AVPContext:
     def to_json(self) -> str:
         return json.dumps(self.summary())
 
-    def to_bytes(self, *, compression: int | None = None) -> bytes:
-        """Serialize through the AVP wire codec (a KV_CACHE message with our extensions)."""
+    def to_bytes(self, *, compression: int | None = None, key: Key | None = None) -> bytes:
+        """Serialize through the AVP wire codec (a KV_CACHE message with our extensions),
+        signed with ``key`` (default: ``$AVP_SUITE_KEY`` when set)."""
         from . import wire
+        from .wire.signing import default_key
 
         return wire.encode_kv_cache(
             self.kv,
             compression=compression,
+            key=default_key(key),
             source_agent_id=self.source_agent,
             model_id=self.identity.model_id if self.identity else "",
             hidden_dim=self.identity.hidden_size if self.identity else 0,
@@ -138,12 +160,23 @@ class AVPContext:
 
     @classmethod
     def from_bytes(
-        cls, data: bytes | bytearray | memoryview, device: str = "cpu", **decode_options: Any
+        cls,
+        data: bytes | bytearray | memoryview,
+        device: str = "cpu",
+        *,
+        key: Key | None = None,
+        **decode_options: Any,
     ) -> AVPContext:
-        """Rebuild a context from :meth:`to_bytes` output (or any AVP KV message)."""
-        from . import wire
+        """Rebuild a context from :meth:`to_bytes` output (or any AVP KV message).
 
-        message = wire.decode(data, **decode_options)
+        With ``key`` (default: ``$AVP_SUITE_KEY`` when set) only messages signed with it are
+        accepted. Every problem with the bytes is a :class:`~avp_core.errors.DecodeError`.
+        The context is not trusted: a connector verifies its KV before the first reuse.
+        """
+        from . import wire
+        from .wire.signing import default_key
+
+        message = wire.decode(data, key=default_key(key), **decode_options)
         meta = message.metadata
         kv = message.kv_cache()
         sequence = tuple(LATENT if t == _WIRE_LATENT else t for t in meta.token_ids)
@@ -151,20 +184,26 @@ class AVPContext:
             raise DecodeError("KV message has no token_ids extension, so it cannot be a context")
         if sum(1 for t in sequence if t == LATENT) != meta.latent_steps:
             raise DecodeError("latent_steps disagrees with the latent positions in token_ids")
-        if kv and kv[0][0].shape[-2] != len(sequence):
+        lengths = sorted({k.shape[-2] for k, _ in kv})
+        if lengths != [len(sequence)]:
             raise DecodeError(
-                f"token_ids record {len(sequence)} positions but the KV holds {kv[0][0].shape[-2]}"
+                f"token_ids record {len(sequence)} positions but the KV layers hold {lengths}"
             )
-        if device != "cpu":
-            kv = [(k.to(device), v.to(device)) for k, v in kv]
-        hidden = message.last_hidden()
-        return cls(
-            sequence=sequence,
-            kv=tuple(kv),
-            identity=meta.identity,
-            text=meta.text,
-            source_agent=meta.source_agent_id,
-            created_at=meta.created_at,
-            last_hidden=hidden.reshape(1, -1).to(device) if hidden is not None else None,
-            context_id=meta.extra.get("avp_suite.context_id") or uuid.uuid4().hex,
-        )
+        try:
+            if device != "cpu":
+                kv = [(k.to(device), v.to(device)) for k, v in kv]
+            hidden = message.last_hidden()
+            return cls(
+                sequence=sequence,
+                kv=tuple(kv),
+                identity=meta.identity,
+                text=meta.text,
+                source_agent=meta.source_agent_id,
+                created_at=meta.created_at,
+                last_hidden=hidden.reshape(1, -1).to(device) if hidden is not None else None,
+                context_id=meta.extra.get("avp_suite.context_id") or uuid.uuid4().hex,
+            )
+        except DecodeError:
+            raise
+        except (AVPError, RuntimeError, ValueError, TypeError) as exc:
+            raise DecodeError(f"message does not make a valid context: {exc}") from exc

@@ -11,6 +11,10 @@ class DecodeError(AVPError, ValueError):
     """Bytes are not a valid AVP message (truncated, inconsistent, corrupt or too large)."""
 
 
+class AuthenticationError(DecodeError):
+    """A message is unsigned, or its signature does not match, where a key requires one."""
+
+
 class EncodeError(AVPError, ValueError):
     """Something cannot be encoded as an AVP message (unsupported dtype, ragged shapes...)."""
 

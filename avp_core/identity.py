@@ -55,10 +55,16 @@ class ModelIdentity:
         """Inverse of :meth:`to_dict`; unknown keys are ignored, missing ones are an error."""
         names = {f.name for f in fields(cls)}
         required = {f.name for f in fields(cls) if f.name not in ("dtype", "model_id")}
+        if not isinstance(data, dict):
+            raise AVPError(f"model identity must be a JSON object, got {type(data).__name__}")
         missing = required - set(data)
         if missing:
             raise AVPError(f"model identity is missing {sorted(missing)}; got keys {sorted(data)}")
-        return cls(**{k: v for k, v in data.items() if k in names})
+        values = {k: v for k, v in data.items() if k in names}
+        for f in fields(cls):
+            if f.name in values:
+                _check_field(f.name, values[f.name], int if f.type == "int" else str)
+        return cls(**values)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
@@ -84,6 +90,15 @@ class ModelIdentity:
         return (
             f"{name}[{self.weights_fingerprint[:8]}/{self.tokenizer_fingerprint[:8]}/{self.dtype}]"
         )
+
+
+def _check_field(name: str, value: Any, kind: type) -> None:
+    """Identity fields come from the wire: ints in [0, 2**31), strings of at most 256 chars."""
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << 31:
+            raise AVPError(f"model identity field {name} must be an int in [0, 2**31)")
+    elif not isinstance(value, str) or len(value) > 256:
+        raise AVPError(f"model identity field {name} must be a string of at most 256 characters")
 
 
 def weights_fingerprint(model: Any) -> str:

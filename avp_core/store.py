@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -12,11 +13,14 @@ from .context import AVPContext, common_prefix_length
 from .errors import InvalidRequestError
 from .reuse.index import SegmentIndex
 
+logger = logging.getLogger("avp_core")
+
 
 class ContextStore:
     """Holds contexts up to ``max_bytes`` (least recently used evicted first) for ``ttl_s``.
 
-    A context larger than ``max_bytes`` is not stored (``put`` returns False).
+    A context larger than ``max_bytes`` is not stored (``put`` returns False). An entry is
+    never replaced by a different context under the same key (``put`` returns False).
     """
 
     def __init__(
@@ -62,10 +66,22 @@ class ContextStore:
         return isinstance(key, str) and self.get(key) is not None
 
     def put(self, context: AVPContext, key: str | None = None) -> bool:
-        """Store ``context`` under ``key`` (default: its ``context_id``); evict to fit."""
+        """Store ``context`` under ``key`` (default: its ``context_id``); evict to fit.
+
+        Returns False, keeping what is stored, when ``key`` holds a context with other
+        content (a context id reused by another context is refused, not replaced).
+        """
         key = key or context.context_id
         size = context.nbytes
         with self._lock:
+            held = self._entries.get(key)
+            if held is not None and not same_content(held[0], context):
+                logger.warning(
+                    "not storing a context under key %s: the store holds another context "
+                    "there (entries are never replaced)",
+                    key[:16],
+                )
+                return False
             self._remove(key)
             if size > self.max_bytes:
                 return False
@@ -136,6 +152,19 @@ class ContextStore:
         deadline = self._clock() - self.ttl_s
         for key in [k for k, (_, added) in self._entries.items() if added < deadline]:
             self._remove(key)
+
+
+def same_content(a: AVPContext, b: AVPContext) -> bool:
+    """Whether two contexts hold the same positions, model and KV values."""
+    if a is b:
+        return True
+    if a.sequence != b.sequence or a.identity != b.identity or len(a.kv) != len(b.kv):
+        return False
+    import torch
+
+    return all(
+        torch.equal(k1, k2) and torch.equal(v1, v2) for (k1, v1), (k2, v2) in zip(a.kv, b.kv)
+    )
 
 
 def reusable_prefix(

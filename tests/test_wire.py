@@ -201,7 +201,7 @@ def test_shape_byte_count_mismatch_is_detected():
     section = bytearray(GOOD[start:])
     struct.pack_into("<I", section, 12, 6)  # seq_len 5 -> 6
     data = _with_metadata(GOOD[:start] + bytes(section), payload_checksum=zlib.crc32(section))
-    with pytest.raises(DecodeError, match=r"need .* tensor bytes"):
+    with pytest.raises(DecodeError, match=r"needs? .* tensor bytes"):
         wire.decode(data)
     hidden = wire.encode_hidden_state(torch.zeros(1, 4, 16))
     with pytest.raises(DecodeError, match="tensor_shape"):
@@ -212,8 +212,11 @@ def test_zstd_bomb_is_refused_before_allocation():
     big = wire.encode_hidden_state(torch.zeros(1, 1024, 1024), compression=3)  # 4 MiB of zeros
     assert len(big) < 10_000
     with pytest.raises(DecodeError, match="max_bytes"):
-        wire.decode(big, max_bytes=1 << 20)
-    assert wire.decode(big, max_bytes=8 << 20).hidden_state().shape == (1, 1024, 1024)
+        wire.decode(big, max_bytes=1 << 20, max_expansion=1 << 20)
+    with pytest.raises(DecodeError, match="max_expansion"):
+        wire.decode(big)
+    trusted = wire.decode(big, max_bytes=8 << 20, max_expansion=1 << 20)
+    assert trusted.hidden_state().shape == (1, 1024, 1024)
 
 
 def test_corrupt_zstd_frame_is_a_decode_error():

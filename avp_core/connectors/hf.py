@@ -12,6 +12,7 @@ import inspect
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
 from .. import tools as _tools
-from ..context import LATENT, AVPContext, common_prefix_length
+from ..context import LATENT, AVPContext, common_prefix_length, is_trusted, mark_trusted
 from ..errors import IncompatibleContextError, InvalidRequestError, ModelNotFoundError
 from ..handshake import Handshake, Mode, resolve
 from ..identity import ModelIdentity, extract_model_identity
@@ -33,7 +34,7 @@ from ..reuse.blend import blended_prefill
 from ..reuse.rope import KeyShifter
 from ..store import ContextStore
 from ..tools import ToolChoice
-from . import chat
+from . import chat, verify
 from .base import LAYOUTS, Generation, Layout, Stats, Usage
 from .chat import Messages
 
@@ -65,7 +66,9 @@ class HuggingFaceConnector:
     Implements :class:`~avp_core.connectors.base.Connector`.
     """
 
-    def __init__(self, model: Any, tokenizer: Any, *, model_id: str = "") -> None:
+    def __init__(
+        self, model: Any, tokenizer: Any, *, model_id: str = "", spot_check: bool = True
+    ) -> None:
         if getattr(model, "training", False):
             logger.warning("model is in training mode (dropout on); outputs will not be exact")
         self.model = model
@@ -83,6 +86,13 @@ class HuggingFaceConnector:
         self._shifter, self._unshiftable = KeyShifter.for_model(model)
         self.anchors = AnchorPool()
         """Offsets observed for segment reuse (KVCOMM anchors), shared by all calls."""
+        self.spot_check = spot_check
+        """Before reusing a context this process did not compute (decoded from bytes, built by
+        hand), recompute a random window of it and compare (see
+        :mod:`avp_core.connectors.verify`); shapes, dtype and finiteness are always checked."""
+        self._layer_shapes: list[tuple[int, int, int]] | None = None
+        self._rejected: weakref.WeakKeyDictionary[AVPContext, str] = weakref.WeakKeyDictionary()
+        self._verify_lock = threading.Lock()
         self.logits_processor: LogitsProcessor | None = None
         """Called before each token is chosen with ``(prompt_ids, produced_ids, logits)``;
         returns the logits to choose from (constrained decoding, or forcing a reply in tests:
@@ -373,13 +383,47 @@ class HuggingFaceConnector:
         )
 
     def check_context(self, context: AVPContext) -> Handshake:
-        """The handshake between this connector's model and the context's producer."""
+        """The handshake between this connector's model and the context's producer.
+
+        A context no connector in this process computed or checked is verified first (once);
+        if its KV does not fit this model or fails the spot check, the handshake says so and
+        callers use its text instead.
+        """
         handshake = resolve(self.identity, context.identity)
         if handshake.latent and not self._reusable:
             return Handshake(
                 Mode.JSON, "this model's cache type does not support exact reuse; using text"
             )
+        if handshake.latent and not is_trusted(context):
+            problem = self.verify_context(context)
+            if problem is not None:
+                return Handshake(Mode.JSON, f"context failed verification: {problem}; using text")
         return handshake
+
+    def verify_context(self, context: AVPContext) -> str | None:
+        """Check ``context``'s KV against this model (see :mod:`avp_core.connectors.verify`):
+        None if it may be reused (it is then trusted), else why not (logged once)."""
+        with self._verify_lock:
+            if is_trusted(context):
+                return None
+            if context in self._rejected:
+                return self._rejected[context]
+            problem = verify.check_tensors(context, self._cache_shapes())
+            if problem is None and self.spot_check:
+                problem = verify.spot_check(
+                    context, self._fork, lambda ids, cache: self._forward(ids, cache), self.dtype
+                )
+            if problem is None:
+                mark_trusted(context)
+                return None
+            self._rejected[context] = problem
+        logger.warning(
+            "not reusing context %s (from %s): %s; using its text",
+            context.context_id[:8],
+            context.source_agent or "an unnamed agent",
+            problem,
+        )
+        return problem
 
     # -- internals -------------------------------------------------------------------------
 
@@ -475,6 +519,18 @@ class HuggingFaceConnector:
     def _new_cache(self) -> DynamicCache:
         return DynamicCache(config=self.model.config)
 
+    def _cache_shapes(self) -> list[tuple[int, int, int]]:
+        """Per layer: KV heads, key dim and value dim of this model's cache (probed once)."""
+        if self._layer_shapes is None:
+            cache = self._new_cache()
+            with torch.inference_mode():
+                self._forward([0], cache, logits=False)
+            layers: list[Any] = list(cache.layers)
+            self._layer_shapes = [
+                (int(x.keys.shape[1]), int(x.keys.shape[3]), int(x.values.shape[3])) for x in layers
+            ]
+        return self._layer_shapes
+
     def _fork(self, context: AVPContext, length: int) -> DynamicCache:
         """A new cache whose layers view the first ``length`` positions of ``context``."""
         cache = self._new_cache()
@@ -531,7 +587,7 @@ class HuggingFaceConnector:
         layers: list[Any] = list(cache.layers)
         size = len(sequence)
         kv = tuple((layer.keys[:, :, :size], layer.values[:, :, :size]) for layer in layers)
-        return AVPContext(
+        context = AVPContext(
             sequence=tuple(sequence),
             kv=kv,
             identity=self.identity,
@@ -539,6 +595,7 @@ class HuggingFaceConnector:
             source_agent=source_agent,
             last_hidden=last_hidden,
         )
+        return mark_trusted(context)
 
     def _record(self, usage: Usage) -> None:
         with self._stats_lock:

@@ -1,7 +1,11 @@
 """Encode and decode AVP v1 messages (KV caches and hidden states).
 
-Decoding untrusted bytes never runs code and never allocates beyond what the message
-declares and ``max_bytes`` allows; every problem is a :class:`~avp_core.errors.DecodeError`.
+Decoding untrusted bytes never runs code, and what it allocates grows with the bytes
+received, never with what they claim: every count and length is checked against the bytes
+present and a cap before anything is built, and a compressed section may expand at most
+``max_expansion`` times. Every problem is a :class:`~avp_core.errors.DecodeError`. With a
+``key``, messages are signed (HMAC-SHA256) and the decoder rejects any that is unsigned or
+altered, before it parses anything else.
 """
 
 from __future__ import annotations
@@ -10,10 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from ..errors import DecodeError, EncodeError
+from ..errors import AVPError, DecodeError, EncodeError
 from ..identity import ModelIdentity
 from . import compression as zstd_section
-from . import tensors
+from . import signing, tensors
 from .checksum import crc32
 from .header import (
     FLAG_COMPRESSED,
@@ -23,14 +27,21 @@ from .header import (
     Header,
     unpack_header,
 )
+from .scan import MAX_LAYERS, scan_metadata
 from .schema import DataType, LayerShapeProto, MetadataProto, PayloadType, WireMode
+from .signing import Key
 from .tensors import LayerShape
 
 if TYPE_CHECKING:
     import torch
 
-DEFAULT_MAX_BYTES = 2 << 30
-"""Default cap on a message's size and on its decompressed tensor section (2 GiB)."""
+DEFAULT_MAX_BYTES = 1 << 30
+"""Default cap on a message's size and on its decompressed tensor section (1 GiB: the KV of
+8k tokens of an 8B model with grouped-query attention in float16)."""
+DEFAULT_MAX_METADATA_BYTES = 4 << 20
+"""Default cap on the metadata (4 MiB: token ids and text of about a million tokens)."""
+DEFAULT_MAX_EXPANSION = 16
+"""How many times its compressed size a tensor section may expand (KV compresses 1.1-1.5x)."""
 
 _USER_FIELDS = (
     "session_id", "source_agent_id", "target_agent_id", "model_id", "hidden_dim", "num_layers",
@@ -75,6 +86,8 @@ class Message:
     metadata: Metadata
     payload: memoryview
     _shapes: tuple[LayerShape, ...] = ()
+    authenticated: bool = False
+    """True when ``decode`` was given a key and the message's signature matched it."""
 
     @property
     def is_kv_cache(self) -> bool:
@@ -90,9 +103,9 @@ class Message:
         for s in self._shapes:
             k_shape = (1, s.num_kv_heads, s.seq_len, s.key_dim)
             v_shape = (1, s.num_kv_heads, s.seq_len, s.value_dim)
-            k = tensors.view(self.payload, self.metadata.dtype, offset, k_shape)
+            k = _view(self.payload, self.metadata.dtype, offset, k_shape)
             offset += s.num_kv_heads * s.seq_len * s.key_dim * item
-            v = tensors.view(self.payload, self.metadata.dtype, offset, v_shape)
+            v = _view(self.payload, self.metadata.dtype, offset, v_shape)
             offset += s.num_kv_heads * s.seq_len * s.value_dim * item
             pairs.append((k, v))
         return pairs
@@ -101,7 +114,7 @@ class Message:
         """The hidden-state (or embedding) tensor with ``metadata.tensor_shape``."""
         if self.is_kv_cache:
             raise DecodeError("message holds a KV cache, not a hidden state; use kv_cache()")
-        return tensors.view(self.payload, self.metadata.dtype, 0, self.metadata.tensor_shape)
+        return _view(self.payload, self.metadata.dtype, 0, self.metadata.tensor_shape)
 
     def last_hidden(self) -> torch.Tensor | None:
         """The optional last hidden state extension as a 1-D tensor, or None."""
@@ -109,17 +122,29 @@ class Message:
         if not raw:
             return None
         item = tensors.ITEM_SIZE[self.metadata.dtype]
-        return tensors.view(bytearray(raw), self.metadata.dtype, 0, (len(raw) // item,))
+        return _view(bytearray(raw), self.metadata.dtype, 0, (len(raw) // item,))
+
+
+def _view(buffer: Any, dtype: DataType, offset: int, shape: Any) -> torch.Tensor:
+    """:func:`tensors.view`, with torch's own complaints (a shape it cannot make) as
+    DecodeErrors: decode checked the byte counts, so none is expected."""
+    try:
+        return tensors.view(buffer, dtype, offset, shape)
+    except (RuntimeError, ValueError, OverflowError) as exc:
+        raise DecodeError(f"cannot view tensor bytes as {dtype.name} {list(shape)}: {exc}") from exc
 
 
 # -- encoding -------------------------------------------------------------------------------
 
 
-def encode_kv_cache(kv: Any, *, compression: int | None = None, **metadata: Any) -> bytes:
+def encode_kv_cache(
+    kv: Any, *, compression: int | None = None, key: Key | None = None, **metadata: Any
+) -> bytes:
     """Encode a KV cache (per-layer ``(k, v)`` ``[1, heads, seq, dim]`` or a transformers cache).
 
     ``metadata`` takes the protobuf field names (session_id, model_id, extra, ...) and the
-    extensions token_ids, identity, latent_steps, text, created_at, last_hidden.
+    extensions token_ids, identity, latent_steps, text, created_at, last_hidden. ``key``
+    (at least 16 bytes) signs the message (HMAC-SHA256, extension field 23).
     """
     pairs = tensors.kv_layers(kv)
     shapes = tensors.layer_shapes(pairs)
@@ -137,11 +162,13 @@ def encode_kv_cache(kv: Any, *, compression: int | None = None, **metadata: Any)
         proto.num_layers = len(shapes)
     if not tensors.is_uniform(shapes):
         proto.layers.extend(LayerShapeProto(**vars(s)) for s in shapes)
-    return _assemble(proto, chunks, compression)
+    return _assemble(proto, chunks, compression, key)
 
 
-def encode_hidden_state(tensor: Any, *, compression: int | None = None, **metadata: Any) -> bytes:
-    """Encode a hidden-state tensor (any shape; ``tensor_shape`` records it)."""
+def encode_hidden_state(
+    tensor: Any, *, compression: int | None = None, key: Key | None = None, **metadata: Any
+) -> bytes:
+    """Encode a hidden-state tensor (any shape; ``tensor_shape`` records it); ``key`` signs."""
     torch = tensors.torch_module()
     if not isinstance(tensor, torch.Tensor):
         raise EncodeError(f"hidden state must be a torch.Tensor, got {type(tensor).__name__}")
@@ -151,7 +178,7 @@ def encode_hidden_state(tensor: Any, *, compression: int | None = None, **metada
     proto.tensor_shape.extend(int(d) for d in tensor.shape)
     if not proto.hidden_dim and tensor.dim():
         proto.hidden_dim = int(tensor.shape[-1])
-    return _assemble(proto, list(tensors.byte_chunks(tensor)), compression)
+    return _assemble(proto, list(tensors.byte_chunks(tensor)), compression, key)
 
 
 def _metadata_proto(metadata: Mapping[str, Any], dtype: DataType) -> Any:
@@ -194,8 +221,9 @@ def _wire_mode(mode: Any) -> WireMode:
     return WireMode(int(value))
 
 
-def _assemble(proto: Any, chunks: list[memoryview], level: int | None) -> bytes:
+def _assemble(proto: Any, chunks: list[memoryview], level: int | None, key: Key | None) -> bytes:
     level = zstd_section.check_level(level)
+    secret = signing.coerce_key(key)
     checksum = 0
     total = 0
     for chunk in chunks:
@@ -211,6 +239,10 @@ def _assemble(proto: Any, chunks: list[memoryview], level: int | None) -> bytes:
         chunks = [memoryview(zstd_section.compress_chunks(chunks, total, level))]
         total = chunks[0].nbytes
     meta = proto.SerializeToString(deterministic=True)
+    if secret is not None:
+        section = memoryview(b"".join(chunks))
+        meta += signing.mac_field(signing.mac(secret, flags, meta, section))
+        chunks = [section]
     header = Header(flags=flags, payload_length=len(meta) + total, metadata_length=len(meta))
     if header.payload_length > 0xFFFFFFFF:
         raise EncodeError(
@@ -223,13 +255,21 @@ def _assemble(proto: Any, chunks: list[memoryview], level: int | None) -> bytes:
 
 
 def decode(
-    data: bytes | bytearray | memoryview, *, max_bytes: int = DEFAULT_MAX_BYTES, copy: bool = False
+    data: bytes | bytearray | memoryview,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    copy: bool = False,
+    key: Key | None = None,
+    max_metadata_bytes: int = DEFAULT_MAX_METADATA_BYTES,
+    max_expansion: int = DEFAULT_MAX_EXPANSION,
 ) -> Message:
     """Decode and fully validate a message.
 
     Tensors are views of ``data`` (no copy). With ``copy=True`` the tensor bytes are copied
     once into a private buffer, so the tensors do not keep ``data`` alive or share its memory.
-    Compressed messages always decode into a new buffer.
+    Compressed messages always decode into a new buffer, of at most ``max_bytes`` and at
+    most ``max_expansion`` times the compressed bytes. With ``key``, an unsigned message or
+    one whose signature does not match raises :class:`~avp_core.errors.AuthenticationError`.
     """
     try:
         buffer = memoryview(data).cast("B")
@@ -237,18 +277,30 @@ def decode(
         raise DecodeError(f"expected bytes, got {type(data).__name__}") from exc
     if len(buffer) > max_bytes + HEADER_SIZE:
         raise DecodeError(f"message of {len(buffer)} bytes exceeds max_bytes={max_bytes}")
+    secret = signing.coerce_key(key)
     header = unpack_header(buffer)
+    if header.metadata_length > max_metadata_bytes:
+        raise DecodeError(
+            f"metadata of {header.metadata_length} bytes exceeds "
+            f"max_metadata_bytes={max_metadata_bytes}"
+        )
     meta_end = HEADER_SIZE + header.metadata_length
+    raw_meta = buffer[HEADER_SIZE:meta_end].tobytes()
+    scan = scan_metadata(raw_meta)
+    payload = buffer[meta_end:]
+    if secret is not None:
+        signed = memoryview(raw_meta)[: scan.mac_start]
+        signing.verify(secret, scan.mac, header.flags, signed, payload)
     proto = MetadataProto()
     try:
-        proto.ParseFromString(buffer[HEADER_SIZE:meta_end].tobytes())
+        proto.ParseFromString(raw_meta)
     except Exception as exc:  # protobuf raises its own DecodeError and sometimes others
         raise DecodeError(f"metadata is not a valid protobuf Metadata message: {exc}") from exc
     metadata = _metadata(proto)
     _check_flags(header, metadata)
-    payload = buffer[meta_end:]
     if header.compressed:
-        payload = memoryview(zstd_section.decompress(payload, max_bytes))
+        limit = min(max_bytes, max_expansion * len(payload))
+        payload = memoryview(zstd_section.decompress(payload, limit))
     elif copy:
         payload = memoryview(bytearray(payload))
     if metadata.payload_checksum is not None:
@@ -260,12 +312,14 @@ def decode(
             )
     shapes: tuple[LayerShape, ...] = ()
     if metadata.payload_type == PayloadType.KV_CACHE:
-        layer_shapes, dtype = tensors.parse_kv_section(payload, metadata.dtype, metadata.layers)
+        layer_shapes, dtype = tensors.parse_kv_section(
+            payload, metadata.dtype, metadata.layers, MAX_LAYERS
+        )
         shapes = tuple(layer_shapes)
         metadata = replace(metadata, dtype=dtype)
     else:
         _check_tensor_bytes(metadata, len(payload))
-    return Message(header, metadata, payload, shapes)
+    return Message(header, metadata, payload, shapes, secret is not None)
 
 
 def _enum(enum_type: Any, value: int, name: str) -> Any:
@@ -281,7 +335,7 @@ def _metadata(proto: Any) -> Metadata:
     if proto.identity_json:
         try:
             identity = ModelIdentity.from_json(proto.identity_json)
-        except Exception as exc:
+        except (AVPError, ValueError, TypeError, RecursionError) as exc:
             raise DecodeError(f"identity extension is not a valid model identity: {exc}") from exc
     return Metadata(
         session_id=proto.session_id,

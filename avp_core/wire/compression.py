@@ -38,8 +38,8 @@ def compress_chunks(chunks: Iterable[memoryview], total: int, level: int) -> byt
     return b"".join(parts)
 
 
-def decompress(data: memoryview, max_bytes: int) -> bytes:
-    """Decompress one zstd frame, refusing output larger than ``max_bytes`` before allocating it."""
+def decompress(data: memoryview, limit: int) -> bytes:
+    """Decompress one zstd frame, refusing output larger than ``limit`` before allocating it."""
     zstd = _zstd()
     try:
         size = zstd.frame_content_size(data)
@@ -50,10 +50,11 @@ def decompress(data: memoryview, max_bytes: int) -> bytes:
             "zstd frame does not record its content size; AVP requires it "
             "(zstandard: ZstdCompressor(write_content_size=True))"
         )
-    if size > max_bytes:
+    if size > limit:
         raise DecodeError(
-            f"zstd frame would expand to {size} bytes, over max_bytes={max_bytes}; "
-            "pass a larger max_bytes to decode() if the sender is trusted"
+            f"zstd frame of {len(data)} bytes would expand to {size}, over the limit of "
+            f"{limit} (decode's max_bytes, and max_expansion times the compressed size); "
+            "pass larger limits to decode() if the sender is trusted"
         )
     try:
         return zstd.ZstdDecompressor().decompress(

@@ -65,6 +65,7 @@ _EXTENSION_FIELDS: tuple[tuple[int, str, int, int, str | None, bool], ...] = (
     (20, "text", _F.TYPE_STRING, _F.LABEL_OPTIONAL, None, True),
     (21, "created_at", _F.TYPE_DOUBLE, _F.LABEL_OPTIONAL, None, False),
     (22, "last_hidden", _F.TYPE_BYTES, _F.LABEL_OPTIONAL, None, False),
+    (23, "mac", _F.TYPE_BYTES, _F.LABEL_OPTIONAL, None, False),
 )
 
 EXTENSION_NAMES = tuple(f[1] for f in _EXTENSION_FIELDS)

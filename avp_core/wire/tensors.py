@@ -158,9 +158,10 @@ def view(buffer: Any, dtype: DataType, offset: int, shape: Sequence[int]) -> tor
 
 
 def parse_kv_section(
-    payload: memoryview, dtype: DataType, declared: Sequence[LayerShape]
+    payload: memoryview, dtype: DataType, declared: Sequence[LayerShape], max_layers: int
 ) -> tuple[list[LayerShape], DataType]:
-    """Check the KV section against its byte count; return each layer's shape and the dtype.
+    """Check the KV section against its byte count and ``max_layers``; return each layer's
+    shape and the dtype. Sizes are checked before any per-layer object is made.
 
     The section's own dtype byte wins over a metadata dtype left at its proto3 default
     (FLOAT32): AVP v1 writers do not always set the metadata field for KV caches.
@@ -179,6 +180,9 @@ def parse_kv_section(
         )
     if layers == 0:
         raise DecodeError("KV section declares zero layers")
+    if layers > max_layers:
+        raise DecodeError(f"KV section declares {layers} layers, more than {max_layers}")
+    actual = len(payload) - KV_HEADER.size
     if heads == head_dim == seq_len == 0:
         if len(declared) != layers:
             raise DecodeError(
@@ -189,9 +193,15 @@ def parse_kv_section(
     else:
         if declared:
             raise DecodeError("uniform KV section must not carry per-layer shapes")
-        shapes = [LayerShape(heads, seq_len, head_dim, head_dim)] * layers
+        shape = LayerShape(heads, seq_len, head_dim, head_dim)
+        if layers * shape.elements * ITEM_SIZE[dtype] != actual:
+            raise DecodeError(
+                f"KV section of {layers} layers [{heads}, {seq_len}, {head_dim}] needs "
+                f"{layers * shape.elements * ITEM_SIZE[dtype]} tensor bytes but {actual} "
+                "are present"
+            )
+        shapes = [shape] * layers
     expected = sum(s.elements for s in shapes) * ITEM_SIZE[dtype]
-    actual = len(payload) - KV_HEADER.size
     if expected != actual:
         raise DecodeError(
             f"KV section shapes need {expected} tensor bytes but {actual} are present"

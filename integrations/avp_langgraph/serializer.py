@@ -5,38 +5,105 @@ Contexts found in a checkpoint (carried by AI messages, or stored as values such
 rest of the value, which :class:`JsonPlusSerializer` encodes as usual. Loading decodes them
 with :meth:`AVPContext.from_bytes` (bounded, validated, no code execution) and puts them back
 on their messages, so a graph resumed in another process reuses them. Nothing is pickled.
+
+Loading is strict: a checkpoint value may name only allow-listed types (see
+:data:`SAFE_TYPES`; add yours with ``allowed_types``), because LangGraph rebuilds a named type
+by importing and calling it, so whoever can write the checkpoint database could otherwise run
+code in every process that reads it.
 """
 
 from __future__ import annotations
 
+import inspect
+import logging
 import struct
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Literal
 
+import ormsgpack
+from langchain_core import messages as lc_messages
 from langchain_core.messages import BaseMessage
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
 from avp_core.context import AVPContext
-from avp_core.errors import DecodeError
+from avp_core.errors import DecodeError, InvalidRequestError
+from avp_core.wire.signing import Key
 
 from .messages import METADATA_KEY, ContextHandle, context_of, handle_of
+
+logger = logging.getLogger("avp_langgraph")
 
 TYPE = "avp"
 """The type tag of values that hold contexts (``dumps_typed`` returns ``(TYPE, bytes)``)."""
 MAGIC = b"AVPCKPT1"
 _MARKER = "__avp_context__"
+_PLAIN_TYPES = ("null", "bytes", "bytearray", "msgpack")
+_DATETIME = ("datetime", "date", "time", "timedelta", "timezone")
+_IP = ("Address", "Interface", "Network")
+
+SAFE_TYPES: frozenset[tuple[str, ...]] = frozenset(
+    {("datetime", name) for name in _DATETIME}
+    | {("datetime", name, "fromisoformat") for name in ("datetime", "date", "time")}
+    | {("ipaddress", f"IPv{v}{kind}") for v in (4, 6) for kind in _IP}
+    | {(mod, name) for mod in ("pathlib", "pathlib._local") for name in ("Path", "PosixPath")}
+    | {("uuid", "UUID"), ("decimal", "Decimal"), ("zoneinfo", "ZoneInfo")}
+    | {("builtins", "set"), ("builtins", "frozenset"), ("collections", "deque")}
+    | {("langgraph.types", name) for name in ("Send", "Interrupt", "Command")}
+    | {("langchain_core.documents.base", "Document")}
+    | {
+        (cls.__module__, cls.__name__)
+        for cls in (getattr(lc_messages, name, None) for name in lc_messages.__all__)
+        if isinstance(cls, type) and issubclass(cls, BaseMessage)
+    }
+)
+"""Types (``(module, name)``) and methods (``(module, name, method)``) a checkpoint value
+may name by default: standard-library values, LangGraph's Send/Interrupt/Command, LangChain
+messages and documents. Constructing them runs no code of the checkpoint's choosing."""
+
+TypeName = type | tuple[str, ...]
 
 
 class AVPSerializer(JsonPlusSerializer):
-    """A :class:`JsonPlusSerializer` that stores contexts through the AVP wire codec.
+    """A :class:`JsonPlusSerializer` that stores contexts through the AVP wire codec and
+    loads only allow-listed types.
 
-    ``compression`` is ``None`` or a zstd level (1-22) for the KV bytes. Other keyword
-    arguments go to :class:`JsonPlusSerializer`. Values without contexts are stored exactly as
-    :class:`JsonPlusSerializer` stores them.
+    - ``compression``: ``None`` or a zstd level (1-22) for the KV bytes.
+    - ``key``: sign contexts when saving and load only contexts signed with it (default:
+      ``$AVP_SUITE_KEY`` when set).
+    - ``allowed_types``: your own types (classes or ``(module, name)``) that checkpoints may
+      hold besides :data:`SAFE_TYPES`, such as a pydantic state model; ``True`` turns the
+      check off (only for a database nobody else can write).
+    - ``on_invalid_context``: ``"text"`` (default) drops a context that does not decode or
+      verify, with a warning, so its message keeps only its text; ``"raise"`` raises
+      :class:`~avp_core.errors.DecodeError`.
+
+    Other keyword arguments go to :class:`JsonPlusSerializer`. Values without contexts are
+    stored exactly as :class:`JsonPlusSerializer` stores them.
     """
 
-    def __init__(self, *, compression: int | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        compression: int | None = None,
+        key: Key | None = None,
+        allowed_types: Iterable[TypeName] | Literal[True] = (),
+        on_invalid_context: Literal["text", "raise"] = "text",
+        **kwargs: Any,
+    ) -> None:
+        if on_invalid_context not in ("text", "raise"):
+            raise InvalidRequestError(
+                f"on_invalid_context must be 'text' or 'raise', got {on_invalid_context!r}"
+            )
+        allowed = True if allowed_types is True else SAFE_TYPES | _type_names(allowed_types)
+        parameters = inspect.signature(JsonPlusSerializer.__init__).parameters
+        if "allowed_msgpack_modules" in parameters and allowed is not True:
+            # newer LangGraph checks types itself; give it the same list, so it stays quiet
+            kwargs.setdefault("allowed_msgpack_modules", sorted(n[:2] for n in allowed))
         super().__init__(**kwargs)
         self.compression = compression
+        self.key = key
+        self.allowed_types = allowed
+        self.on_invalid_context = on_invalid_context
 
     def dumps_typed(self, obj: Any) -> tuple[str, bytes]:
         found: dict[str, AVPContext] = {}
@@ -44,16 +111,87 @@ class AVPSerializer(JsonPlusSerializer):
         if not found:
             return super().dumps_typed(obj)
         inner_type, data = super().dumps_typed(stripped)
-        blobs = {key: ctx.to_bytes(compression=self.compression) for key, ctx in found.items()}
+        blobs = {
+            key: ctx.to_bytes(compression=self.compression, key=self.key)
+            for key, ctx in found.items()
+        }
         return TYPE, _pack(inner_type, data, blobs)
 
     def loads_typed(self, data: tuple[str, bytes]) -> Any:
         type_, payload = data
         if type_ != TYPE:
-            return super().loads_typed(data)
+            return self._loads_plain(type_, payload)
         inner_type, inner, blobs = _unpack(payload)
-        contexts = {key: AVPContext.from_bytes(blob, copy=True) for key, blob in blobs.items()}
-        return _restore(super().loads_typed((inner_type, inner)), contexts)
+        value = self._loads_plain(inner_type, inner)
+        return _restore(value, {key: self._context(key, blob) for key, blob in blobs.items()})
+
+    def _loads_plain(self, type_: str, payload: bytes) -> Any:
+        if self.allowed_types is not True:
+            if type_ not in _PLAIN_TYPES:
+                raise DecodeError(
+                    f"checkpoint value of type {type_!r}: AVPSerializer loads only "
+                    f"{', '.join(_PLAIN_TYPES)} values (loading {type_} can run code); "
+                    "pass allowed_types=True only if nobody else can write the database"
+                )
+            if type_ == "msgpack":
+                _check_names(payload, self.allowed_types)
+        return super().loads_typed((type_, payload))
+
+    def _context(self, key: str, blob: memoryview) -> AVPContext | None:
+        try:
+            return AVPContext.from_bytes(blob, copy=True, key=self.key)
+        except DecodeError as exc:
+            if self.on_invalid_context == "raise":
+                raise
+            logger.warning("checkpoint context %s dropped (%s); using its text", key[:8], exc)
+            return None
+
+
+def _type_names(types: Iterable[TypeName]) -> frozenset[tuple[str, ...]]:
+    names = set()
+    for item in types:
+        if isinstance(item, type):
+            names.add((item.__module__, item.__name__))
+        elif (
+            isinstance(item, tuple)
+            and len(item) in (2, 3)
+            and all(isinstance(part, str) for part in item)
+        ):
+            names.add(item)
+        else:
+            raise InvalidRequestError(
+                f"allowed_types takes classes or (module, name) tuples, got {item!r}"
+            )
+    return frozenset(names)
+
+
+def _check_names(payload: bytes, allowed: frozenset[tuple[str, ...]]) -> None:
+    """Raise DecodeError if the msgpack ``payload`` names a type (at any depth) that is not
+    in ``allowed``; nothing is constructed here."""
+    problems: list[str] = []  # ormsgpack does not chain a hook's exception: keep its message
+
+    def hook(code: int, data: bytes) -> None:
+        inner = ormsgpack.unpackb(data, ext_hook=hook, option=ormsgpack.OPT_NON_STR_KEYS)
+        if code not in (0, 1, 2, 3, 4, 5):  # LangGraph's constructor, method, pydantic codes
+            return
+        ok = isinstance(inner, (list, tuple)) and len(inner) >= 3
+        name = tuple(inner[:2]) + (tuple(inner[3:4]) if ok and code == 3 else ())
+        if not ok or not all(isinstance(part, str) for part in name):
+            problems.append(f"malformed checkpoint extension (code {code})")
+        elif name not in allowed:
+            problems.append(
+                f"checkpoint names {'.'.join(name)}, which AVPSerializer does not load "
+                "(rebuilding a named type can run code). If the type is yours, allow it: "
+                f"AVPSerializer(allowed_types=[{name[1]}])"
+            )
+        if problems:
+            raise DecodeError(problems[0])
+
+    try:
+        ormsgpack.unpackb(payload, ext_hook=hook, option=ormsgpack.OPT_NON_STR_KEYS)
+    except Exception as exc:  # ormsgpack's own errors, or a hook's it replaced
+        reason = problems[0] if problems else f"checkpoint value is not valid msgpack: {exc}"
+        raise DecodeError(reason) from None
 
 
 def _strip(value: Any, found: dict[str, AVPContext]) -> Any:
@@ -79,11 +217,12 @@ def _strip(value: Any, found: dict[str, AVPContext]) -> Any:
     return value
 
 
-def _restore(value: Any, contexts: dict[str, AVPContext]) -> Any:
-    """Put decoded contexts back: markers become contexts, messages get their live handle."""
+def _restore(value: Any, contexts: dict[str, AVPContext | None]) -> Any:
+    """Put decoded contexts back: markers become contexts (None for one dropped), messages
+    get their live handle."""
     if isinstance(value, BaseMessage):
         handle = handle_of(value)
-        if handle is not None and handle["context_id"] in contexts:
+        if handle is not None and contexts.get(handle["context_id"]) is not None:
             context = contexts[handle["context_id"]]
             value.response_metadata[METADATA_KEY] = ContextHandle(dict(handle), context)
         return value
@@ -129,11 +268,17 @@ def _unpack(payload: bytes) -> tuple[str, bytes, dict[str, memoryview]]:
     def number(fmt: str) -> int:
         return int(struct.unpack(fmt, take(struct.calcsize(fmt)))[0])
 
-    inner_type = bytes(take(number("<H"))).decode()
+    def text() -> str:
+        try:
+            return bytes(take(number("<H"))).decode()
+        except UnicodeDecodeError as exc:
+            raise DecodeError(f"AVPSerializer checkpoint value has a bad name: {exc}") from None
+
+    inner_type = text()
     inner = bytes(take(number("<Q")))
     blobs: dict[str, memoryview] = {}
     for _ in range(number("<I")):
-        key = bytes(take(number("<H"))).decode()
+        key = text()
         blobs[key] = take(number("<Q"))
     if offset != len(view):
         raise DecodeError("trailing bytes after an AVPSerializer checkpoint value")
