@@ -389,9 +389,14 @@ def _check_flags(header: Header, metadata: Metadata) -> None:
 
 
 def _check_tensor_bytes(metadata: Metadata, actual: int) -> None:
-    count = 1
+    """The shape (at most MAX_DIMS dimensions, checked by the scan) accounts for the bytes;
+    even an empty tensor must have a shape torch can make (strides under 2**62)."""
+    count = extent = 1
     for dim in metadata.tensor_shape:
         count *= dim
+        extent *= max(dim, 1)
+    if extent >= 1 << 62:
+        raise DecodeError(f"tensor_shape {list(metadata.tensor_shape)} is too large for a tensor")
     expected = count * tensors.ITEM_SIZE[metadata.dtype]
     if expected != actual:
         raise DecodeError(

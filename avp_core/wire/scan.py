@@ -74,7 +74,7 @@ def scan_metadata(data: bytes) -> MetadataScan:
             length, offset = _varint(data, offset)
             end = offset + length
             if number == TENSOR_SHAPE and end <= len(data):  # packed: one varint per low byte
-                dims += length - len(data[offset:end].translate(None, _HIGH_BYTES))
+                dims += len(data[offset:end].translate(None, _HIGH_BYTES))
             if number == MAC:
                 mac_start, mac = start, data[offset:end]
                 if not mac:

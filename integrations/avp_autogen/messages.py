@@ -17,6 +17,8 @@ from pydantic import PrivateAttr
 
 from avp_core.context import AVPContext
 from avp_core.errors import DecodeError
+from avp_core.wire import DEFAULT_MAX_BYTES
+from avp_core.wire.signing import Key
 
 logger = logging.getLogger("avp_autogen")
 
@@ -36,8 +38,11 @@ class LatentMessage(BaseTextChatMessage):
 
     wire_compression: ClassVar[int | None] = None
     """zstd level used by :meth:`dump` for the context bytes (None: uncompressed)."""
-    max_context_bytes: ClassVar[int] = 2 << 30
+    max_context_bytes: ClassVar[int] = DEFAULT_MAX_BYTES
     """Largest context :meth:`load` accepts (decoded bytes); larger ones are dropped."""
+    key: ClassVar[Key | None] = None
+    """Key that :meth:`dump` signs contexts with and :meth:`load` requires (None: the
+    ``AVP_SUITE_KEY`` environment variable when set, else unsigned)."""
 
     _context: AVPContext | None = PrivateAttr(default=None)
 
@@ -55,7 +60,7 @@ class LatentMessage(BaseTextChatMessage):
         data = dict(super().dump())
         encoded = None
         if include_context and self._context is not None:
-            wire = self._context.to_bytes(compression=self.wire_compression)
+            wire = self._context.to_bytes(compression=self.wire_compression, key=self.key)
             encoded = base64.b64encode(wire).decode("ascii")
         data[CONTEXT_KEY] = encoded
         return data
@@ -64,25 +69,29 @@ class LatentMessage(BaseTextChatMessage):
     def load(cls, data: Mapping[str, Any]) -> LatentMessage:
         """Rebuild a message from :meth:`dump` output.
 
-        Context bytes that do not decode (corrupt, truncated, too large) are dropped with a
-        warning: the message keeps its text and the receiver falls back to it.
+        Context bytes that do not decode (corrupt, truncated, too large, unsigned or wrongly
+        signed where a key is set) are dropped with a warning: the message keeps its text and
+        the receiver falls back to it. A context that decodes is still verified by the
+        receiving model before it is reused.
         """
         fields = dict(data)
         encoded = fields.pop(CONTEXT_KEY, None)
         message = cls.model_validate(fields)
         if encoded:
-            message._context = _decode_context(encoded, cls.max_context_bytes, message.id)
+            message._context = _decode_context(encoded, cls.max_context_bytes, message.id, cls.key)
         return message
 
 
-def _decode_context(encoded: Any, max_bytes: int, message_id: str) -> AVPContext | None:
+def _decode_context(
+    encoded: Any, max_bytes: int, message_id: str, key: Key | None
+) -> AVPContext | None:
     try:
         if not isinstance(encoded, str):
             raise DecodeError(f"expected base64 text, got {type(encoded).__name__}")
         if len(encoded) > (max_bytes + 64) * 4 // 3 + 4:
             raise DecodeError(f"context over max_context_bytes={max_bytes}")
         raw = base64.b64decode(encoded, validate=True)
-        return AVPContext.from_bytes(raw, max_bytes=max_bytes)
+        return AVPContext.from_bytes(raw, max_bytes=max_bytes, key=key)
     except ValueError as exc:  # DecodeError and binascii.Error are ValueErrors
         logger.warning("message %s: dropping its context (%s); using its text", message_id, exc)
         return None
