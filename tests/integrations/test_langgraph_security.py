@@ -1,0 +1,112 @@
+"""Checkpoints as untrusted input: a real SqliteSaver database written by someone else."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sqlite3
+from enum import Enum
+
+import ormsgpack
+import pytest
+from avp_langgraph import AVPChatModel, AVPSerializer, context_of
+from langchain_core.messages import AIMessage, HumanMessage
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.graph import END, START, MessagesState, StateGraph
+
+from avp_core.errors import DecodeError
+
+KEY = b"checkpoint-key-0123456789abcdef"
+CONFIG = {"configurable": {"thread_id": "t"}}
+
+
+def _graph(connector, saver):
+    chat = AVPChatModel(connector=connector, max_new_tokens=6)
+
+    def agent(state: MessagesState) -> dict:
+        return {"messages": [chat.invoke(state["messages"])]}
+
+    graph = StateGraph(MessagesState)
+    graph.add_node("agent", agent)
+    graph.add_edge(START, "agent")
+    graph.add_edge("agent", END)
+    return graph.compile(checkpointer=saver)
+
+
+def _saver(path, **options) -> SqliteSaver:
+    return SqliteSaver(sqlite3.connect(path, check_same_thread=False), serde=AVPSerializer(**options))
+
+
+def _overwrite_checkpoints(path, kind: str, data: bytes) -> None:
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE checkpoints SET type = ?, checkpoint = ?", (kind, data))
+
+
+def _run_once(qwen, path, **options) -> None:
+    _graph(qwen, _saver(path, **options)).invoke({"messages": [HumanMessage("Hi.")]}, CONFIG)
+
+
+def test_a_checkpoint_that_names_a_function_does_not_run_it(qwen, tmp_path):
+    db, marker = tmp_path / "c.sqlite", tmp_path / "pwned"
+    _run_once(qwen, db)
+    evil = ormsgpack.packb({"v": ormsgpack.Ext(0, ormsgpack.packb(("os", "mkdir", str(marker))))})
+    _overwrite_checkpoints(db, "msgpack", evil)
+    with pytest.raises(DecodeError, match=r"os\.mkdir.*allowed_types"):
+        _graph(qwen, _saver(db)).get_state(CONFIG)
+    assert not marker.exists()
+    JsonPlusSerializer().loads_typed(("msgpack", evil))  # what a permissive loader does
+    assert marker.exists()
+
+
+def test_other_serialization_types_are_refused(qwen, tmp_path):
+    db = tmp_path / "c.sqlite"
+    _run_once(qwen, db)
+    _overwrite_checkpoints(db, "pickle", b"\x80\x04K\x01.")
+    with pytest.raises(DecodeError, match="pickle"):
+        _graph(qwen, _saver(db)).get_state(CONFIG)
+
+
+class Mood(Enum):
+    CALM = "calm"
+
+
+@dataclasses.dataclass
+class Note:
+    text: str
+
+
+def test_own_types_load_once_allowed():
+    value = {"mood": Mood.CALM, "note": Note("hi")}
+    data = AVPSerializer().dumps_typed(value)
+    with pytest.raises(DecodeError, match=r"allowed_types=\[Mood\]"):
+        AVPSerializer().loads_typed(data)
+    assert AVPSerializer(allowed_types=[Mood, Note]).loads_typed(data) == value
+    assert AVPSerializer(allowed_types=True).loads_typed(data) == value
+
+
+def test_signed_checkpoints_load_only_with_their_key(qwen, tmp_path, caplog):
+    db = tmp_path / "c.sqlite"
+    _run_once(qwen, db, key=KEY)
+    signed = _graph(qwen, _saver(db, key=KEY)).get_state(CONFIG).values["messages"][-1]
+    assert context_of(signed) is not None
+
+    with caplog.at_level(logging.WARNING, logger="avp_langgraph"):
+        state = _graph(qwen, _saver(db, key=b"another-key-0123456789")).get_state(CONFIG)
+    reply = state.values["messages"][-1]
+    assert isinstance(reply, AIMessage) and reply.content == signed.content
+    assert context_of(reply) is None and "signature does not match" in caplog.text
+    with pytest.raises(DecodeError, match="signature"):
+        _graph(qwen, _saver(db, key=KEY[::-1], on_invalid_context="raise")).get_state(CONFIG)
+
+    # the graph goes on from a checkpoint whose context was dropped: B reads the text
+    resumed = _graph(qwen, _saver(db, key=b"another-key-0123456789"))
+    after = resumed.invoke({"messages": [HumanMessage("And?")]}, CONFIG)
+    assert after["messages"][-1].response_metadata["avp"]["reused_tokens"] == 0
+
+
+def test_a_damaged_checkpoint_container_is_a_decode_error():
+    serde = AVPSerializer(on_invalid_context="raise")
+    bad_name = b"AVPCKPT1" + (2).to_bytes(2, "little") + b"\xff\xfe"
+    with pytest.raises(DecodeError, match="bad name"):
+        serde.loads_typed(("avp", bad_name))
