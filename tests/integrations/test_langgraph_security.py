@@ -35,7 +35,9 @@ def _graph(connector, saver):
 
 
 def _saver(path, **options) -> SqliteSaver:
-    return SqliteSaver(sqlite3.connect(path, check_same_thread=False), serde=AVPSerializer(**options))
+    return SqliteSaver(
+        sqlite3.connect(path, check_same_thread=False), serde=AVPSerializer(**options)
+    )
 
 
 def _overwrite_checkpoints(path, kind: str, data: bytes) -> None:

@@ -38,11 +38,13 @@ def _kv(dtype):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("level", [None, 1, 3, 19])
-def test_reference_decodes_our_kv_cache(dtype, level):
+@pytest.mark.parametrize("key", [None, b"interop-key-0123456789"])
+def test_reference_decodes_our_kv_cache(dtype, level, key):
     kv = _kv(dtype)
     data = wire.encode_kv_cache(
         kv,
         compression=level,
+        key=key,  # a signature is extension field 23: the reference skips it
         session_id="s1",
         source_agent_id="a",
         target_agent_id="b",
