@@ -95,6 +95,10 @@ def _check_command(page: str, argv: list[str]) -> None:
         _parses(where, lambda: module.build_parser().parse_args(argv[2:]))
     elif argv[0] == "python" and argv[1].startswith("examples/"):
         assert (ROOT / argv[1]).is_file(), f"{where}: no such example"
+    elif argv[0] == "export":
+        name = argv[1].split("=", 1)[0]
+        sources = (path.read_text() for path in (ROOT / "avp_core").rglob("*.py"))
+        assert any(f'"{name}"' in text for text in sources), f"{where}: avp_core never reads it"
     else:
         pytest.fail(f"{where}: a command this test does not know how to check")
 

@@ -153,3 +153,49 @@ def test_segment_reuse_on_the_real_model(smollm2):
     )
     assert reused.usage.approx_reused_tokens > 60 and reused.usage.prefilled_tokens < 40
     assert "seven" in dense.text.lower() and reused.text.strip()
+
+
+class _At:
+    """A stand-in for the spot check's random choice that picks a given position."""
+
+    def __init__(self, position: int) -> None:
+        self.position = position
+
+    def choice(self, options):
+        assert self.position in options
+        return self.position
+
+
+def test_contexts_received_as_bytes_are_verified_on_the_real_model(smollm2):
+    """SmolLM2's own KV passes the spot check wherever it looks (the tolerance is far above
+    its recomputation error) and is reused exactly; the KV of another prompt under these
+    tokens fails it wherever the tokens differ, and the text is used instead."""
+    from avp_core import AVPContext
+    from avp_core.connectors import verify
+
+    conversation = CONVERSATIONS[2]
+    first = smollm2.generate(conversation, max_new_tokens=24).context
+    other = smollm2.generate(CONVERSATIONS[1], max_new_tokens=24).context
+    size = min(first.seq_len, other.seq_len)
+    kv = tuple((k[:, :, :size], v[:, :, :size]) for k, v in other.kv)
+    forged = AVPContext(first.sequence[:size], kv, first.identity, first.text)
+
+    def check(context, position):
+        return verify.spot_check(
+            context, smollm2._fork, smollm2._forward, smollm2.dtype, _At(position)
+        )
+
+    differing = [p for p in range(size) if first.sequence[p] != other.sequence[p]]
+    assert len(differing) > size // 2
+    for position in range(0, first.seq_len, 5):
+        assert check(first, position) is None
+    for position in differing[::5]:
+        assert check(forged, position) is not None
+    assert not smollm2.check_context(forged).latent
+
+    received = AVPContext.from_bytes(first.to_bytes())
+    follow = [*conversation, {"role": "assistant", "content": first.text}, FOLLOW_UP]
+    local = smollm2.generate(follow, max_new_tokens=32, context=first)
+    remote = smollm2.generate(follow, max_new_tokens=32, context=received)
+    assert remote.handshake.latent and remote.usage.reused_tokens == local.usage.reused_tokens
+    assert remote.token_ids == local.token_ids

@@ -34,13 +34,19 @@ def make_cache(layers: int, heads: int, dim: int, tokens: int, dtype: str) -> li
     ]
 
 
-def measure_ours(kv: list[tuple[Any, Any]], runs: int) -> dict[str, float]:
+SIGNING_KEY = b"benchmark-key-0123456789abcdef"
+
+
+def measure_ours(
+    kv: list[tuple[Any, Any]], runs: int, key: bytes | None = None
+) -> dict[str, float]:
+    """Encode and decode (views, then a copy); with ``key``, signed and checked."""
     from avp_core import wire
 
-    data = wire.encode_kv_cache(kv)
-    encode = median_time(lambda: wire.encode_kv_cache(kv), runs=runs)
-    decode = median_time(lambda: wire.decode(data).kv_cache(), runs=runs)
-    decode_copy = median_time(lambda: wire.decode(data, copy=True).kv_cache(), runs=runs)
+    data = wire.encode_kv_cache(kv, key=key)
+    encode = median_time(lambda: wire.encode_kv_cache(kv, key=key), runs=runs)
+    decode = median_time(lambda: wire.decode(data, key=key).kv_cache(), runs=runs)
+    decode_copy = median_time(lambda: wire.decode(data, copy=True, key=key).kv_cache(), runs=runs)
     return {"encode_s": encode, "decode_s": decode, "decode_copy_s": decode_copy}
 
 
@@ -109,6 +115,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results = {
         "memcpy": measure_memcpy(kv, args.runs),
         "avp-suite": measure_ours(kv, args.runs),
+        "avp-suite, signed": measure_ours(kv, args.runs, SIGNING_KEY),
         "torch.save/load": measure_torch_save(kv, args.runs),
     }
     if args.reference_python:

@@ -240,9 +240,7 @@ def _assemble(proto: Any, chunks: list[memoryview], level: int | None, key: Key 
         total = chunks[0].nbytes
     meta = proto.SerializeToString(deterministic=True)
     if secret is not None:
-        section = memoryview(b"".join(chunks))
-        meta += signing.mac_field(signing.mac(secret, flags, meta, section))
-        chunks = [section]
+        meta += signing.mac_field(signing.mac(secret, flags, meta, chunks))
     header = Header(flags=flags, payload_length=len(meta) + total, metadata_length=len(meta))
     if header.payload_length > 0xFFFFFFFF:
         raise EncodeError(

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import os
 import struct
+from collections.abc import Iterable
 
 from ..errors import AuthenticationError, InvalidRequestError
 
@@ -45,11 +46,16 @@ def default_key(key: Key | None = None) -> bytes | None:
     return coerce_key(key if key is not None else os.environ.get(KEY_ENV) or None)
 
 
-def mac(key: bytes, flags: int, metadata: bytes | memoryview, section: memoryview) -> bytes:
+def mac(
+    key: bytes, flags: int, metadata: bytes | memoryview, section: Iterable[memoryview]
+) -> bytes:
+    """The HMAC-SHA256 of a message: its flags, metadata (before field 23) and the tensor
+    section as sent, given as one or more buffers (hashed in place, never joined)."""
     digest = hmac.new(key, _DOMAIN, hashlib.sha256)
     digest.update(struct.pack("<BQ", flags, len(metadata)))
     digest.update(metadata)
-    digest.update(section)
+    for chunk in section:
+        digest.update(chunk)
     return digest.digest()
 
 
@@ -65,7 +71,7 @@ def verify(key: bytes, sent: bytes, flags: int, metadata: memoryview, section: m
             "message is not signed, but this receiver requires signed contexts (a key is "
             "configured); sign on the sender with the same key"
         )
-    if not hmac.compare_digest(sent, mac(key, flags, metadata, section)):
+    if not hmac.compare_digest(sent, mac(key, flags, metadata, [section])):
         raise AuthenticationError(
             "message signature does not match: it was changed after signing or signed "
             "with another key"
