@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 import sqlite3
 from enum import Enum
@@ -57,8 +58,14 @@ def test_a_checkpoint_that_names_a_function_does_not_run_it(qwen, tmp_path):
     with pytest.raises(DecodeError, match=r"os\.mkdir.*allowed_types"):
         _graph(qwen, _saver(db)).get_state(CONFIG)
     assert not marker.exists()
-    JsonPlusSerializer().loads_typed(("msgpack", evil))  # what a permissive loader does
+    _permissive().loads_typed(("msgpack", evil))  # what LangGraph's default loader does
     assert marker.exists()
+
+
+def _permissive() -> JsonPlusSerializer:
+    """LangGraph's loader as it loads by default (newer versions can be made strict)."""
+    newer = "allowed_msgpack_modules" in inspect.signature(JsonPlusSerializer.__init__).parameters
+    return JsonPlusSerializer(**({"allowed_msgpack_modules": True} if newer else {}))
 
 
 def test_other_serialization_types_are_refused(qwen, tmp_path):
@@ -112,3 +119,20 @@ def test_a_damaged_checkpoint_container_is_a_decode_error():
     bad_name = b"AVPCKPT1" + (2).to_bytes(2, "little") + b"\xff\xfe"
     with pytest.raises(DecodeError, match="bad name"):
         serde.loads_typed(("avp", bad_name))
+
+
+def test_a_context_that_decodes_but_cannot_be_one_is_dropped_or_a_decode_error(qwen, caplog):
+    import torch
+    from avp_langgraph.serializer import _pack
+
+    from avp_core import wire
+
+    mixed = [(torch.randn(1, 2, 3, 4),) * 2, (torch.randn(1, 2, 4, 4),) * 2]  # 3 vs 4 positions
+    blob = wire.encode_kv_cache(mixed, token_ids=[1, 2, 3])
+    inner_type, inner = AVPSerializer().dumps_typed({"contexts": {"a": {"__avp_context__": "x"}}})
+    value = ("avp", _pack(inner_type, inner, {"x": blob}))
+    with pytest.raises(DecodeError, match="positions"):
+        AVPSerializer(on_invalid_context="raise").loads_typed(value)
+    with caplog.at_level(logging.WARNING, logger="avp_langgraph"):
+        assert AVPSerializer().loads_typed(value) == {"contexts": {"a": None}}
+    assert "dropped" in caplog.text
