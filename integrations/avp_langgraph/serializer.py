@@ -94,11 +94,12 @@ class AVPSerializer(JsonPlusSerializer):
             raise InvalidRequestError(
                 f"on_invalid_context must be 'text' or 'raise', got {on_invalid_context!r}"
             )
-        allowed = True if allowed_types is True else SAFE_TYPES | _type_names(allowed_types)
-        parameters = inspect.signature(JsonPlusSerializer.__init__).parameters
-        if "allowed_msgpack_modules" in parameters and allowed is not True:
-            # newer LangGraph checks types itself; give it the same list, so it stays quiet
-            kwargs.setdefault("allowed_msgpack_modules", sorted(n[:2] for n in allowed))
+        allowed: frozenset[tuple[str, ...]] | Literal[True] = True
+        if allowed_types is not True:
+            allowed = SAFE_TYPES | _type_names(allowed_types)
+            if "allowed_msgpack_modules" in inspect.signature(JsonPlusSerializer).parameters:
+                # newer LangGraph checks types itself; give it the same list, so it stays quiet
+                kwargs.setdefault("allowed_msgpack_modules", sorted(n[:2] for n in allowed))
         super().__init__(**kwargs)
         self.compression = compression
         self.key = key
@@ -148,7 +149,7 @@ class AVPSerializer(JsonPlusSerializer):
 
 
 def _type_names(types: Iterable[TypeName]) -> frozenset[tuple[str, ...]]:
-    names = set()
+    names: set[tuple[str, ...]] = set()
     for item in types:
         if isinstance(item, type):
             names.add((item.__module__, item.__name__))
