@@ -31,9 +31,10 @@ REFERENCE_BENCHMARKS = ("codec", "handoff")
 def inspect_message(path: str, *, max_bytes: int | None = None) -> str:
     """A human-readable description of an AVP message file: header, metadata, tensors."""
     from . import wire
+    from .wire.signing import KEY_ENV, default_key
 
     data = Path(path).read_bytes()
-    message = wire.decode(data, max_bytes=max_bytes or wire.DEFAULT_MAX_BYTES)
+    message = wire.decode(data, max_bytes=max_bytes or wire.DEFAULT_MAX_BYTES, key=default_key())
     header, meta = message.header, message.metadata
     flags = [
         name
@@ -70,6 +71,10 @@ def inspect_message(path: str, *, max_bytes: int | None = None) -> str:
     )
     if meta.payload_checksum is not None:
         lines.append(f"  payload_checksum: {meta.payload_checksum:#010x} (verified)")
+    if message.signed:
+        checked = f"checked with ${KEY_ENV}" if message.authenticated else "not checked"
+        hint = "" if message.authenticated else f" (set {KEY_ENV} to check it)"
+        lines.append(f"  signature: HMAC-SHA256, {checked}{hint}")
     if meta.extra:
         lines.append(f"  extra: {dict(meta.extra)}")
     if meta.token_ids:

@@ -27,6 +27,24 @@ def test_inspect_of_a_context_shows_tokens_and_identity(qwen, tmp_path, capsys):
     assert f"token_ids: {context.seq_len}" in out and "tiny-qwen2" in out
 
 
+def test_inspect_of_a_signed_context_checks_it_with_the_environment_key(
+    qwen, tmp_path, capsys, monkeypatch
+):
+    key = "inspect-key-0123456789abcdef"
+    context = qwen.generate("Plan a trip.", max_new_tokens=4).context
+    path = tmp_path / "ctx.avp"
+    path.write_bytes(context.to_bytes(key=key))
+    assert cli.main(["inspect", str(path)]) == 0
+    assert "signature: HMAC-SHA256, not checked (set AVP_SUITE_KEY" in capsys.readouterr().out
+    monkeypatch.setenv("AVP_SUITE_KEY", key)
+    assert cli.main(["inspect", str(path)]) == 0
+    assert "checked with $AVP_SUITE_KEY" in capsys.readouterr().out
+    monkeypatch.setenv("AVP_SUITE_KEY", key[::-1])
+    assert cli.main(["inspect", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "signature does not match" in err and "Traceback" not in err
+
+
 def test_bad_files_give_one_clear_line(tmp_path, capsys):
     bad = tmp_path / "bad.avp"
     bad.write_bytes(b"not an avp message at all")

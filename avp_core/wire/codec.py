@@ -86,6 +86,8 @@ class Message:
     metadata: Metadata
     payload: memoryview
     _shapes: tuple[LayerShape, ...] = ()
+    signed: bool = False
+    """The message carries a signature (extension field 23), checked or not."""
     authenticated: bool = False
     """True when ``decode`` was given a key and the message's signature matched it."""
 
@@ -317,7 +319,7 @@ def decode(
         metadata = replace(metadata, dtype=dtype)
     else:
         _check_tensor_bytes(metadata, len(payload))
-    return Message(header, metadata, payload, shapes, secret is not None)
+    return Message(header, metadata, payload, shapes, bool(scan.mac), secret is not None)
 
 
 def _enum(enum_type: Any, value: int, name: str) -> Any:
