@@ -88,7 +88,7 @@ class HuggingFaceConnector:
         """Offsets observed for segment reuse (KVCOMM anchors), shared by all calls."""
         self.spot_check = spot_check
         """Before reusing a context this process did not compute (decoded from bytes, built by
-        hand), recompute a random window of it and compare (see
+        hand), recompute one random position of it and compare (see
         :mod:`avp_core.connectors.verify`); shapes, dtype and finiteness are always checked."""
         self._layer_shapes: list[tuple[int, int, int]] | None = None
         self._rejected: weakref.WeakKeyDictionary[AVPContext, str] = weakref.WeakKeyDictionary()
@@ -410,9 +410,7 @@ class HuggingFaceConnector:
                 return self._rejected[context]
             problem = verify.check_tensors(context, self._cache_shapes())
             if problem is None and self.spot_check:
-                problem = verify.spot_check(
-                    context, self._fork, lambda ids, cache: self._forward(ids, cache), self.dtype
-                )
+                problem = verify.spot_check(context, self._fork, self._forward, self.dtype)
             if problem is None:
                 mark_trusted(context)
                 return None

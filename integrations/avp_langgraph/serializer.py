@@ -130,7 +130,7 @@ class AVPSerializer(JsonPlusSerializer):
         if self.allowed_types is not True:
             if type_ not in _PLAIN_TYPES:
                 raise DecodeError(
-                    f"checkpoint value of type {type_!r}: AVPSerializer loads only "
+                    f"checkpoint value of type {type_[:40]!r}: AVPSerializer loads only "
                     f"{', '.join(_PLAIN_TYPES)} values (loading {type_} can run code); "
                     "pass allowed_types=True only if nobody else can write the database"
                 )
