@@ -20,7 +20,7 @@ from .errors import (
     ModelNotFoundError,
 )
 from .handshake import Handshake, Mode, resolve
-from .identity import ModelIdentity, extract_model_identity
+from .identity import ModelIdentity
 
 
 def _version() -> str:
@@ -41,11 +41,13 @@ _LAZY = {
     "Generation": "avp_core.connectors.base",
     "Usage": "avp_core.connectors.base",
     "Connector": "avp_core.connectors.base",
+    "extract_model_identity": "avp_core.connectors.hf_identity",
 }
 
 if TYPE_CHECKING:
     from .connectors.base import Connector, Generation, Usage
     from .connectors.hf import HuggingFaceConnector
+    from .connectors.hf_identity import extract_model_identity
     from .context import AVPContext
     from .store import ContextStore
 

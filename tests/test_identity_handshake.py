@@ -87,7 +87,7 @@ def test_tokenizer_and_architecture_separate_the_builtin_models(qwen, llama, oth
 
 
 def test_large_tensors_are_sampled_not_hashed_whole():
-    from avp_core import identity as identity_module
+    from avp_core.connectors import hf_identity as identity_module
 
     big = torch.nn.Linear(2048, 1024, bias=False)  # 2M elements > FULL_HASH_ELEMENTS
     before = identity_module.weights_fingerprint(big)

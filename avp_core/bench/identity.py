@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from ..identity import extract_model_identity, weights_fingerprint
+    from ..connectors.hf_identity import extract_model_identity, weights_fingerprint
     from ..models import build, quiet_progress
 
     config = Qwen2Config(

@@ -27,7 +27,7 @@ from .. import tools as _tools
 from ..context import LATENT, AVPContext, common_prefix_length, is_trusted, mark_trusted
 from ..errors import IncompatibleContextError, InvalidRequestError, ModelNotFoundError
 from ..handshake import Handshake, Mode, resolve
-from ..identity import ModelIdentity, extract_model_identity
+from ..identity import ModelIdentity
 from ..reuse import Segment, SegmentIndex, SegmentReuse, find_segments
 from ..reuse.anchors import AnchorPool
 from ..reuse.blend import blended_prefill
@@ -37,6 +37,7 @@ from ..tools import ToolChoice
 from . import chat, verify
 from .base import LAYOUTS, Generation, Layout, Stats, Usage
 from .chat import Messages
+from .hf_identity import extract_model_identity
 
 __all__ = ["Generation", "HuggingFaceConnector", "Stats", "Usage"]
 
