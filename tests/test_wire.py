@@ -255,3 +255,29 @@ def test_zstd_frame_without_content_size_is_refused():
     data = struct.pack("<2sBBII", b"AV", 1, 0x05, len(body), meta_len) + body
     with pytest.raises(DecodeError, match="content size"):
         wire.decode(data)
+
+
+def test_write_kv_cache_writes_encode_kv_cache_bytes_into_a_buffer_or_a_file(tmp_path):
+    import io
+    import mmap
+
+    kv = [(torch.randn(1, 2, 5, 8), torch.randn(1, 2, 5, 8))] * 3
+    options = {"token_ids": [1, 2, 3, 4, 5], "text": "t", "compression": 3, "key": b"k" * 16}
+    expected = wire.encode_kv_cache(kv, **options)
+    buffer = bytearray(len(expected) + 7)
+    assert wire.write_kv_cache(buffer, kv, **options) == len(expected)
+    assert bytes(buffer[: len(expected)]) == expected
+    stream = io.BytesIO()
+    assert wire.write_kv_cache(stream, kv, **options) == len(expected)
+    assert stream.getvalue() == expected
+    path = tmp_path / "kv.avp"
+    path.write_bytes(bytes(len(expected)))
+    with path.open("r+b") as file, mmap.mmap(file.fileno(), 0) as mapped:
+        wire.write_kv_cache(mapped, kv, **options)
+    assert path.read_bytes() == expected
+    with pytest.raises(EncodeError, match=f"hold {len(expected)} bytes"):
+        wire.write_kv_cache(bytearray(10), kv, **options)
+    with pytest.raises(EncodeError, match="read-only"):
+        wire.write_kv_cache(bytes(len(expected)), kv, **options)
+    with pytest.raises(EncodeError, match="writable buffer or a binary file"):
+        wire.write_kv_cache(object(), kv, **options)

@@ -10,6 +10,7 @@ from .codec import (
     decode,
     encode_hidden_state,
     encode_kv_cache,
+    write_kv_cache,
 )
 from .header import (
     FLAG_COMPRESSED,
@@ -41,4 +42,5 @@ __all__ = [
     "decode",
     "encode_hidden_state",
     "encode_kv_cache",
+    "write_kv_cache",
 ]

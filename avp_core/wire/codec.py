@@ -148,6 +148,48 @@ def encode_kv_cache(
     extensions token_ids, identity, latent_steps, text, created_at, last_hidden. ``key``
     (at least 16 bytes) signs the message (HMAC-SHA256, extension field 23).
     """
+    return b"".join(_kv_cache_parts(kv, compression, key, metadata))
+
+
+def write_kv_cache(
+    target: Any, kv: Any, *, compression: int | None = None, key: Key | None = None, **metadata: Any
+) -> int:
+    """Encode a KV cache straight into ``target`` and return the message's size in bytes.
+
+    ``target`` is a writable buffer at least that large (a ``bytearray``, ``mmap`` or
+    memoryview; the message goes to its start) or a binary file (anything with ``write``).
+    The bytes are the same as :func:`encode_kv_cache`'s, without building them as one new
+    ``bytes`` object: into a buffer that is reused no fresh memory is touched (most of a large
+    encode's time is faulting in new pages), and to a file the message is never whole in
+    memory. Options are :func:`encode_kv_cache`'s.
+    """
+    parts = _kv_cache_parts(kv, compression, key, metadata)
+    size = sum(part.nbytes for part in parts)
+    if hasattr(target, "write"):
+        for part in parts:
+            target.write(part)
+        return size
+    try:
+        view = memoryview(target).cast("B")
+    except TypeError as exc:
+        raise EncodeError(
+            f"target must be a writable buffer or a binary file, got {type(target).__name__}"
+        ) from exc
+    if view.readonly or len(view) < size:
+        raise EncodeError(
+            f"target buffer must be writable and hold {size} bytes "
+            f"({'read-only' if view.readonly else f'{len(view)} bytes'})"
+        )
+    offset = 0
+    for part in parts:
+        view[offset : offset + part.nbytes] = part
+        offset += part.nbytes
+    return size
+
+
+def _kv_cache_parts(
+    kv: Any, compression: int | None, key: Key | None, metadata: dict[str, Any]
+) -> list[memoryview]:
     pairs = tensors.kv_layers(kv)
     shapes = tensors.layer_shapes(pairs)
     dtypes = {t.dtype for pair in pairs for t in pair}
@@ -164,7 +206,7 @@ def encode_kv_cache(
         proto.num_layers = len(shapes)
     if not tensors.is_uniform(shapes):
         proto.layers.extend(LayerShapeProto(**vars(s)) for s in shapes)
-    return _assemble(proto, chunks, compression, key)
+    return _message_parts(proto, chunks, compression, key)
 
 
 def encode_hidden_state(
@@ -180,7 +222,7 @@ def encode_hidden_state(
     proto.tensor_shape.extend(int(d) for d in tensor.shape)
     if not proto.hidden_dim and tensor.dim():
         proto.hidden_dim = int(tensor.shape[-1])
-    return _assemble(proto, list(tensors.byte_chunks(tensor)), compression, key)
+    return b"".join(_message_parts(proto, list(tensors.byte_chunks(tensor)), compression, key))
 
 
 def _metadata_proto(metadata: Mapping[str, Any], dtype: DataType) -> Any:
@@ -223,7 +265,10 @@ def _wire_mode(mode: Any) -> WireMode:
     return WireMode(int(value))
 
 
-def _assemble(proto: Any, chunks: list[memoryview], level: int | None, key: Key | None) -> bytes:
+def _message_parts(
+    proto: Any, chunks: list[memoryview], level: int | None, key: Key | None
+) -> list[memoryview]:
+    """The message as buffers: header, metadata, then the tensor bytes (not copied)."""
     level = zstd_section.check_level(level)
     secret = signing.coerce_key(key)
     checksum = 0
@@ -248,7 +293,7 @@ def _assemble(proto: Any, chunks: list[memoryview], level: int | None, key: Key 
         raise EncodeError(
             f"message of {header.payload_length} bytes exceeds the 4 GiB AVP v1 limit"
         )
-    return b"".join([header.pack(), meta, *chunks])
+    return [memoryview(header.pack()), memoryview(meta), *chunks]
 
 
 # -- decoding -------------------------------------------------------------------------------
