@@ -1,7 +1,8 @@
 """The docs cannot drift from the code.
 
 Every fenced block in docs/ and README is one of: a Python block this file runs (blocks of a
-page share one namespace, in order), an include of a file under ``examples/`` (mkdocs
+page share one namespace, in order; what a ``print`` line prints must be what the page says
+beside or below it), an include of a file under ``examples/`` (mkdocs
 ``pymdownx.snippets``; ``test_examples.py`` runs the file), a bash block whose every command
 is checked against the real parsers, files, extras and tox envs, or a ``text`` block (output
 or a diagram, not code). Framework guides run in their framework's tox env
@@ -47,10 +48,54 @@ def test_python_blocks_run(page, tmp_path, monkeypatch):
     if module and not only:
         pytest.importorskip(module)
     monkeypatch.chdir(tmp_path)
-    namespace: dict = {"__name__": f"docs_{page.stem}"}
+    printed = _Printed()
+    namespace: dict = {"__name__": f"docs_{page.stem}", "print": printed}
     for index, (lang, block) in enumerate(BLOCK.findall(page.read_text())):
         if lang == "python" and not _included(block):
-            exec(compile(block, f"{page.name}[block {index}]", "exec"), namespace)
+            name = f"{page.name}[block {index}]"
+            exec(compile(block, name, "exec"), namespace)
+            for line, expected in _expected_output(block).items():
+                actual = printed.lines.get((name, line), "").strip("\n").splitlines()
+                assert len(actual) == len(expected) and all(
+                    re.fullmatch(pattern, text.strip()) for pattern, text in zip(expected, actual)
+                ), f"{name} line {line} printed {actual}; the page says {expected}"
+
+
+class _Printed:
+    """``print`` for docs blocks: prints, and records what each block line printed."""
+
+    def __init__(self) -> None:
+        self.lines: dict[tuple[str, int], str] = {}
+
+    def __call__(self, *args, sep=" ", end="\n", file=None, flush=False) -> None:
+        import builtins
+        import sys
+
+        builtins.print(*args, sep=sep, end=end, file=file, flush=flush)
+        caller = sys._getframe(1)
+        where = (caller.f_code.co_filename, caller.f_lineno)
+        self.lines[where] = self.lines.get(where, "") + sep.join(map(str, args)) + end
+
+
+def _expected_output(block: str) -> dict[int, list[str]]:
+    """What the page says each ``print`` line prints, as patterns (``...`` matches anything):
+    a comment at the end of the line, or the comment lines right below it."""
+    lines = block.splitlines()
+    expected: dict[int, list[str]] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.lstrip().startswith("print("):
+            continue
+        if match := re.search(r"\)\s+# (.+)$", line):
+            said = [match.group(1)]
+        else:
+            said = []
+            for below in lines[number:]:
+                if not below.startswith("# "):
+                    break
+                said.append(below[2:])
+        if said:
+            expected[number] = [".*".join(map(re.escape, s.strip().split("..."))) for s in said]
+    return expected
 
 
 @pytest.mark.parametrize("page", ALL_PAGES, ids=[p.name for p in ALL_PAGES])

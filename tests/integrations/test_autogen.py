@@ -11,13 +11,11 @@ import itertools
 import json
 import logging
 import os
-import re
 import subprocess
 import sys
 import textwrap
 import threading
 import time
-from pathlib import Path
 
 import autogen_agentchat.messages
 import autogen_core
@@ -551,16 +549,3 @@ def test_run_chain_text_and_latent(qwen):
     assert latent.prefilled_tokens * 2 < text.prefilled_tokens
     assert len(latent.ttft_s) == 3
     assert run_chain(qwen, workload, latent=True) == latent.outputs  # deterministic
-
-
-# -- docs ------------------------------------------------------------------------------------------
-
-DOC = Path(__file__).resolve().parents[2] / "docs" / "autogen.md"
-
-
-@pytest.mark.parametrize("index", range(4))
-def test_docs_python_blocks_run_and_print_what_they_say(index, capsys):
-    block = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)[index]
-    expected = [line[2:] for line in block.splitlines() if line.startswith("# ")]
-    exec(compile(block, f"docs/autogen.md block {index}", "exec"), {"__name__": "__main__"})
-    assert capsys.readouterr().out.splitlines() == expected
