@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import (
     AVPError,
+    ContextWindowError,
     DecodeError,
     EncodeError,
     IncompatibleContextError,
@@ -69,6 +70,7 @@ __all__ = [
     "AVPError",
     "Connector",
     "ContextStore",
+    "ContextWindowError",
     "DecodeError",
     "EncodeError",
     "Generation",

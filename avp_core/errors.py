@@ -42,3 +42,7 @@ class MissingDependencyError(AVPError, ImportError):
 
 class InvalidRequestError(AVPError, ValueError):
     """A call's arguments cannot be used (empty messages, unknown layout, bad sampling values)."""
+
+
+class ContextWindowError(InvalidRequestError):
+    """A prompt (with the context it continues) has more positions than the model attends to."""

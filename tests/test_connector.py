@@ -292,3 +292,28 @@ def test_the_hf_connector_implements_the_interface_and_so_may_others(qwen):
     assert isinstance(qwen, Connector)
     assert isinstance(_Delegating(qwen), Connector)
     assert not isinstance(object(), Connector)
+
+
+def test_a_prompt_past_the_context_window_is_a_clear_error_and_generation_stops_at_it():
+    from avp_core import ContextWindowError, HuggingFaceConnector
+
+    small = HuggingFaceConnector.from_pretrained("tiny-qwen2")
+    small.model.config.max_position_embeddings = 48
+    assert small.context_window == 48
+    long = [{"role": "user", "content": "word " * 60}]
+    with pytest.raises(ContextWindowError, match="attends to 48"):
+        small.generate(long, max_new_tokens=4)
+    short = [{"role": "user", "content": "Hi."}]
+    prompt = small.count_tokens(short)
+    result = small.generate(short, max_new_tokens=100, ignore_eos=True)
+    assert result.finish_reason == "length"
+    assert len(result.token_ids) == 48 - prompt and result.context.seq_len == 48
+    with pytest.raises(ContextWindowError):
+        small.generate(
+            [{"role": "user", "content": "More."}],
+            context=result.context,
+            layout="handoff",
+            max_new_tokens=4,
+        )
+    with pytest.raises(ContextWindowError, match="to think"):
+        small.think(short, steps=48)

@@ -25,7 +25,12 @@ from transformers.cache_utils import DynamicLayer
 
 from .. import tools as _tools
 from ..context import LATENT, AVPContext, common_prefix_length, is_trusted, mark_trusted
-from ..errors import IncompatibleContextError, InvalidRequestError, ModelNotFoundError
+from ..errors import (
+    ContextWindowError,
+    IncompatibleContextError,
+    InvalidRequestError,
+    ModelNotFoundError,
+)
 from ..handshake import Handshake, Mode, resolve
 from ..identity import ModelIdentity
 from ..reuse import Segment, SegmentIndex, SegmentReuse, find_segments
@@ -241,6 +246,7 @@ class HuggingFaceConnector:
         plan = self._plan(chat.normalize_messages(messages), context, layout, schemas)
         opening = _tools.response_prefix(tool_choice) if schemas else ""
         plan.sequence += chat.encode_text(self.tokenizer, opening) if opening else []
+        max_new_tokens = min(max_new_tokens, self._room(len(plan.sequence), 1))
         settings = SegmentReuse.coerce(segment_reuse)
         if settings is not None:
             self._plan_segments(plan, settings, context, sources, source_store, layout)
@@ -358,6 +364,7 @@ class HuggingFaceConnector:
             raise InvalidRequestError(f"steps must be >= 0, got {steps}")
         start = time.perf_counter()
         plan = self._plan(chat.normalize_messages(messages), context, layout)
+        self._room(len(plan.sequence), steps)
         align = realignment(self.model)
         with torch.inference_mode():
             hidden = self._forward(plan.sequence[plan.reused :], plan.cache, hidden=True)
@@ -514,6 +521,21 @@ class HuggingFaceConnector:
             accept=compatible,
         )
         plan.settings = settings
+
+    def _room(self, prompt: int, needed: int) -> int:
+        """Positions left in the context window after a ``prompt`` of this many positions
+        (unbounded when the window is unknown); ContextWindowError when under ``needed``."""
+        window = self.context_window
+        if not window:
+            return 1 << 62
+        if prompt + needed > window:
+            raise ContextWindowError(
+                f"the prompt needs {prompt} positions (with the context it continues) and "
+                f"{needed} more to {'generate' if needed == 1 else 'think'}, but "
+                f"{self.identity.short()} attends to {window}: drop or summarise earlier "
+                "turns, or start from a shorter context"
+            )
+        return window - prompt
 
     def _new_cache(self) -> DynamicCache:
         return DynamicCache(config=self.model.config)

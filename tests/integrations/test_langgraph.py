@@ -445,3 +445,30 @@ def test_checkpoint_resumes_in_a_fresh_process_with_latent_reuse(tmp_path):
     last = resumed["avp"][-1]
     assert last["mode"] == "latent" and last["reused_tokens"] > 0
     assert last["reused_context_id"] == resumed["avp"][-2]["context_id"]
+
+
+def test_a_thread_that_outgrows_the_context_window_stops_with_a_clear_error():
+    from avp_core import ContextWindowError, HuggingFaceConnector
+
+    small = HuggingFaceConnector.from_pretrained("tiny-qwen2")
+    small.model.config.max_position_embeddings = 120
+    chat = AVPChatModel(connector=small, max_new_tokens=8)
+
+    def agent(state: MessagesState) -> dict:
+        return {"messages": [chat.invoke(state["messages"])]}
+
+    graph = StateGraph(MessagesState)
+    graph.add_node("agent", agent)
+    graph.add_edge(START, "agent")
+    graph.add_edge("agent", END)
+    app = graph.compile(checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": "long"}}
+    turns = 0
+    with pytest.raises(ContextWindowError, match="attends to 120"):
+        while turns < 50:
+            app.invoke({"messages": [HumanMessage("Tell me more about rivers.")]}, config)
+            turns += 1
+    assert 2 <= turns < 50
+    replies = [m for m in app.get_state(config).values["messages"] if isinstance(m, AIMessage)]
+    assert len(replies) == turns
+    assert all(m.usage_metadata["total_tokens"] <= 120 for m in replies)
