@@ -70,7 +70,8 @@ def measure_limit(kv: list[tuple[Any, Any]], runs: int) -> dict[str, float]:
     from avp_core.wire.checksum import crc32
 
     flat = torch.cat([t.reshape(-1) for pair in kv for t in pair])
-    source = memoryview(flat.view(torch.uint8).numpy()).cast("B")
+    array: Any = flat.view(torch.uint8).numpy()
+    source = memoryview(array).cast("B")
     target = bytearray(len(source))  # reused, as write_kv_cache's buffer is
 
     def copy() -> None:
@@ -179,14 +180,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     limit = results["one copy + CRC (limit)"]
     buffered = results["avp-suite into a buffer"]
 
-    def round_trip(r: dict[str, float]) -> float:
+    def trip(r: dict[str, float]) -> float:
         return r["encode_s"] + r["decode_s"]
 
     print(
-        f"round trip {round_trip(ours) * 1e3:.1f} ms into a new bytes object, "
-        f"{round_trip(buffered) * 1e3:.1f} ms into a reused buffer (write_kv_cache); "
-        f"the one-copy-plus-CRC limit is {round_trip(limit) * 1e3:.1f} ms "
-        f"({round_trip(buffered) / round_trip(limit):.2f}x the limit into a buffer)"
+        f"round trip {trip(ours) * 1e3:.1f} ms into a new bytes object, "
+        f"{trip(buffered) * 1e3:.1f} ms into a reused buffer (write_kv_cache); "
+        f"the one-copy-plus-CRC limit is {trip(limit) * 1e3:.1f} ms "
+        f"({trip(buffered) / trip(limit):.2f}x the limit into a buffer)"
     )
     print(
         f"avp-suite decode with a copy of the tensors: {ours['decode_copy_s'] * 1e3:.1f} ms; "
