@@ -9,6 +9,7 @@ layout) or the whole latest context (handoff layout). Other messages are just te
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
-from pydantic import AliasChoices, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, ConfigDict, Field, PrivateAttr, field_validator
 
 from avp_core._threads import stream_in_thread
 from avp_core.connectors.base import Connector, Generation, Layout
@@ -37,7 +38,9 @@ from avp_core.handshake import Handshake
 from avp_core.reuse import SegmentReuse
 from avp_core.store import ContextStore, reusable_prefix
 
-from .messages import METADATA_KEY, ContextHandle, context_of, describe, to_chat
+from .messages import METADATA_KEY, ContextHandle, context_of, describe, handle_of, to_chat
+
+logger = logging.getLogger("avp_langgraph")
 
 T = TypeVar("T")
 
@@ -96,6 +99,7 @@ class AVPChatModel(BaseChatModel):
     their new positions; see :class:`~avp_core.reuse.SegmentReuse`. Off: exact reuse only."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
+    _missing: set[str] = PrivateAttr(default_factory=set)
 
     @field_validator("segment_reuse", mode="before")
     @classmethod
@@ -312,16 +316,32 @@ class AVPChatModel(BaseChatModel):
         it or said its text (-1 if none): contexts passed as ``avp_context``, then those the
         AI messages carry, latest first."""
         given = [explicit] if isinstance(explicit, AVPContext) else list(explicit or [])
-        carried = [
-            (index, context)
-            for index in range(len(messages) - 1, -1, -1)
-            if isinstance(messages[index], AIMessage)
-            and (context := context_of(messages[index], self.context_cache)) is not None
-        ]
+        carried = []
+        for index in range(len(messages) - 1, -1, -1):
+            if not isinstance(messages[index], AIMessage):
+                continue
+            context = context_of(messages[index], self.context_cache)
+            if context is not None:
+                carried.append((index, context))
+            elif (handle := handle_of(messages[index])) is not None:
+                self._say_missing(str(handle["context_id"]))
         where = {context.context_id: index for index, context in carried}
         first = [(where.get(c.context_id, _said(messages, c)), c) for c in given]
         ids = {c.context_id for c in given}
         return first + [(i, c) for i, c in carried if c.context_id not in ids]
+
+    def _say_missing(self, context_id: str) -> None:
+        """Warn once per context that a message names a context whose KV is not here."""
+        if context_id in self._missing:
+            return
+        self._missing.add(context_id)
+        logger.warning(
+            "a message carries context %s, but its KV is not in this process (the message "
+            "came back from a checkpoint or a copy that keeps only its description), so its "
+            "text is read again. To keep contexts, give the checkpointer "
+            "serde=AVPSerializer(), or give AVPChatModel a context_cache=ContextStore()",
+            context_id[:8],
+        )
 
     def _message(
         self, message: AIMessage | AIMessageChunk, generation: Generation, plan: _Plan

@@ -472,3 +472,27 @@ def test_a_thread_that_outgrows_the_context_window_stops_with_a_clear_error():
     replies = [m for m in app.get_state(config).values["messages"] if isinstance(m, AIMessage)]
     assert len(replies) == turns
     assert all(m.usage_metadata["total_tokens"] <= 120 for m in replies)
+
+
+def test_a_checkpointer_without_the_serializer_says_how_to_keep_contexts(qwen, caplog):
+    chat = AVPChatModel(connector=qwen, max_new_tokens=8)
+
+    def agent(state: MessagesState) -> dict:
+        return {"messages": [chat.invoke(state["messages"])]}
+
+    def chatbot(saver):
+        graph = StateGraph(MessagesState)
+        graph.add_node("agent", agent)
+        graph.add_edge(START, "agent")
+        graph.add_edge("agent", END)
+        return graph.compile(checkpointer=saver)
+
+    for saver, warned in ((InMemorySaver(), True), (InMemorySaver(serde=AVPSerializer()), False)):
+        caplog.clear()
+        app, config = chatbot(saver), {"configurable": {"thread_id": "chat"}}
+        with caplog.at_level("WARNING", logger="avp_langgraph"):
+            app.invoke({"messages": [HumanMessage("Name a river.")]}, config)
+            state = app.invoke({"messages": [HumanMessage("And another?")]}, config)
+        reused = state["messages"][-1].response_metadata["avp"]["reused_tokens"]
+        assert ("serde=AVPSerializer()" in caplog.text) is warned
+        assert (reused == 0) is warned
