@@ -2,7 +2,7 @@
 
 import sys
 
-from avp_core.bench.chain import main
+from avp_suite.bench.chain import main
 
 if __name__ == "__main__":
     main(sys.argv[1:])

@@ -2,7 +2,7 @@
 
 import sys
 
-from avp_core.bench.frameworks import main
+from avp_suite.bench.frameworks import main
 
 if __name__ == "__main__":
     main(sys.argv[1:])

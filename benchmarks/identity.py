@@ -2,7 +2,7 @@
 
 import sys
 
-from avp_core.bench.identity import main
+from avp_suite.bench.identity import main
 
 if __name__ == "__main__":
     main(sys.argv[1:])

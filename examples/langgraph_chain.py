@@ -20,7 +20,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langgraph.graph import END, START, MessagesState, StateGraph
 
 from avp_core import ContextStore, HuggingFaceConnector
-from avp_core.bench.workload import ChainWorkload
+from avp_suite.bench.workload import ChainWorkload
 
 
 def build_graph(model: AVPChatModel, roles: list[tuple[str, str]], **compile_options):

@@ -5,8 +5,8 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.graph import START, MessagesState, StateGraph
 
 from avp_core import HuggingFaceConnector
-from avp_core.bench.workload import make_document
 from avp_core.reuse import SegmentReuse
+from avp_suite.bench.workload import make_document
 
 connector = HuggingFaceConnector.from_pretrained("tiny-qwen2")  # built-in, offline
 document, _ = make_document(connector.tokenizer, 400)

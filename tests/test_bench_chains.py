@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from avp_core.bench import chain, kvcomm
+from avp_suite.bench import chain, kvcomm
 
 
 def test_chain_sweep_text_grows_faster_than_latent(tmp_path):

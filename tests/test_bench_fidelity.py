@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from avp_core.bench.facts import SHAPES, make_tasks
-from avp_core.cli import main
+from avp_suite.bench.facts import SHAPES, make_tasks
+from avp_suite.cli import main
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from avp_core.bench.handoff import main
+from avp_suite.bench.handoff import main
 
 
 def test_handoff_benchmark_reports_both_paths(tmp_path: Path) -> None:

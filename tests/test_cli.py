@@ -6,8 +6,8 @@ import json
 
 from vectors import REFERENCE_DIR
 
-from avp_core import cli
-from avp_core.cli import main
+from avp_suite import cli
+from avp_suite.cli import main
 
 
 def test_inspect_describes_a_reference_message(capsys):
@@ -78,7 +78,7 @@ def test_bench_all_rejects_benchmark_options(capsys):
 
 
 def test_charts_redraw_from_saved_json(tmp_path):
-    from avp_core.bench.charts import redraw
+    from avp_suite.bench.charts import redraw
 
     main(["bench", "kvcomm", *KVCOMM_TINY.split(), "--out", str(tmp_path)])
     (tmp_path / "kvcomm.png").unlink()

@@ -13,8 +13,8 @@ import os
 import pytest
 from frameworks_here import installed
 
-from avp_core.bench.frameworks import FRAMEWORKS
-from avp_core.cli import main
+from avp_suite.bench.frameworks import FRAMEWORKS
+from avp_suite.cli import main
 
 ROW_KEYS = {"framework", "mode", "agents", "prefilled_tokens", "reused_tokens", "ttft_s", "wall_s"}
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from frameworks_here import FRAMEWORK_MODULES, pinned_version
 
-from avp_core.cli import build_parser
+from avp_suite.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -140,7 +140,7 @@ def _check_command(page: str, argv: list[str]) -> None:
         _parses(where, lambda: _check_cli(argv[1:]))
     elif argv[0] == "python" and argv[1].startswith("benchmarks/"):
         assert (ROOT / argv[1]).is_file(), f"{where}: no such benchmark script"
-        module = import_module(f"avp_core.bench.{Path(argv[1]).stem}")
+        module = import_module(f"avp_suite.bench.{Path(argv[1]).stem}")
         _parses(where, lambda: module.build_parser().parse_args(argv[2:]))
     elif argv[0] == "python" and argv[1].startswith("examples/"):
         assert (ROOT / argv[1]).is_file(), f"{where}: no such example"
@@ -155,7 +155,7 @@ def _check_command(page: str, argv: list[str]) -> None:
 def _check_cli(args: list[str]) -> None:
     parsed, options = build_parser().parse_known_args(args)
     if parsed.command == "bench" and parsed.name != "all":
-        import_module(f"avp_core.bench.{parsed.name}").build_parser().parse_args(options)
+        import_module(f"avp_suite.bench.{parsed.name}").build_parser().parse_args(options)
     else:
         assert not options, f"unrecognized arguments {options}"
 

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from avp_core import Mode, models, real_models, resolve
-from avp_core.cli import main
 from avp_core.errors import ModelNotFoundError
 from avp_core.identity import ModelIdentity
+from avp_suite.cli import main
 
 CAPITAL = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
 CONVERSATIONS = [

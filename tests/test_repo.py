@@ -43,3 +43,30 @@ def test_every_public_name_resolves_and_the_packages_are_typed():
     import avp_core
 
     assert avp_core.__version__ != "0+unknown"
+
+
+def _imported(path: Path) -> set[str]:
+    """Top-level packages a source file imports (absolute imports, at any depth)."""
+    import ast
+
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_the_core_and_the_adapters_never_import_the_application_or_each_other():
+    """avp_core imports no framework, adapter or avp_suite; an adapter imports avp_core and
+    its own framework, never another adapter or avp_suite (see docs/architecture.md)."""
+    adapters = {"avp_langgraph", "avp_crewai", "avp_autogen"}
+    frameworks = {"langchain_core", "langgraph", "crewai", "autogen_agentchat", "autogen_core"}
+    for path in (ROOT / "avp_core").rglob("*.py"):
+        wrong = _imported(path) & (adapters | frameworks | {"avp_suite"})
+        assert not wrong, f"{path.relative_to(ROOT)} imports {sorted(wrong)}"
+    for adapter in adapters:
+        for path in (ROOT / "integrations" / adapter).rglob("*.py"):
+            wrong = _imported(path) & ((adapters - {adapter}) | {"avp_suite"})
+            assert not wrong, f"{path.relative_to(ROOT)} imports {sorted(wrong)}"

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from avp_core import AVPContext
-from avp_core.bench.workload import make_document
 from avp_core.context import LATENT
 from avp_core.reuse import SegmentIndex, SegmentReuse, find_segments
 from avp_core.reuse.anchors import AnchorPool
 from avp_core.reuse.rope import KeyShifter
+from avp_suite.bench.workload import make_document
 
 
 def context(sequence: list[int]) -> AVPContext:

@@ -38,10 +38,10 @@ from autogen_core.models import (
 )
 from avp_autogen import AVPAssistantAgent, AVPChatCompletionClient, LatentMessage
 from avp_autogen._threads import stream_in_thread
-from avp_autogen.chain import run_chain
 
 from avp_core import wire
-from avp_core.bench.workload import ChainWorkload, measure
+from avp_suite.bench.workload import ChainWorkload, measure
+from avp_suite.chains.autogen import run_chain
 
 TASK = "Plan a three-day trip to Lisbon with a museum visit and a train ride to Sintra."
 NAMES = ("planner", "critic", "editor")
@@ -536,7 +536,7 @@ def test_stock_assistant_agents_on_the_latent_client_match_the_text_team(qwen, t
 
 
 def test_run_chain_text_and_latent(qwen):
-    from avp_autogen import chain
+    from avp_suite.chains import autogen as chain
 
     workload = ChainWorkload.for_tokenizer(
         qwen.tokenizer, agents=3, doc_tokens=300, answer_tokens=8

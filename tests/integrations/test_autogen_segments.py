@@ -11,8 +11,8 @@ from autogen_agentchat.messages import BaseChatMessage
 from autogen_agentchat.teams import RoundRobinGroupChat
 from avp_autogen import AVPAssistantAgent, AVPChatCompletionClient, LatentMessage
 
-from avp_core.bench.workload import make_document
 from avp_core.reuse import SegmentReuse
+from avp_suite.bench.workload import make_document
 
 NAMES = ("researcher", "critic", "writer")
 SYSTEM = (

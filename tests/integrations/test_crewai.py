@@ -23,8 +23,8 @@ from crewai.events.types.llm_events import LLMCallCompletedEvent, LLMCallStarted
 from crewai.llms.base_llm import BaseLLM
 
 from avp_core import InvalidRequestError, ModelNotFoundError
-from avp_core.bench.workload import ChainWorkload, measure
 from avp_core.connectors.chat import continuation_ids
+from avp_suite.bench.workload import ChainWorkload, measure
 
 TOKENS = 10
 
@@ -369,7 +369,7 @@ def test_kickoff_for_each_copies_stay_latent_and_share_the_cache(qwen):
 
 
 def test_chain_workload_prefills_less_in_latent_mode(qwen):
-    from avp_crewai import chain
+    from avp_suite.chains import crewai as chain
 
     workload = ChainWorkload.for_tokenizer(
         qwen.tokenizer, agents=3, doc_tokens=200, answer_tokens=8
@@ -415,8 +415,8 @@ def document_crew(llm):
 
 
 def test_segment_reuse_in_a_crew_reuses_the_document_across_roles(qwen):
-    from avp_core.bench.workload import make_document
     from avp_core.reuse import SegmentReuse
+    from avp_suite.bench.workload import make_document
 
     document, _ = make_document(qwen.tokenizer, 300)
     prefilled, outputs = {}, {}

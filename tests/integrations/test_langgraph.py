@@ -25,7 +25,6 @@ from avp_langgraph import (
     merge_contexts,
     to_chat,
 )
-from avp_langgraph import chain as lg_chain
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.load import dumpd
 from langchain_core.messages import (
@@ -42,8 +41,9 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, MessagesState, StateGraph
 
 from avp_core import AVPContext, ContextStore
-from avp_core.bench.workload import ChainWorkload, make_document
 from avp_core.errors import DecodeError
+from avp_suite.bench.workload import ChainWorkload, make_document
+from avp_suite.chains import langgraph as lg_chain
 
 ROLES = (
     ("planner", "You are the planner. Give the plan."),

@@ -10,8 +10,8 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langgraph.graph import END, START, MessagesState, StateGraph
 
 from avp_core import ContextStore
-from avp_core.bench.workload import make_document
 from avp_core.reuse import SegmentReuse
+from avp_suite.bench.workload import make_document
 
 AGENTS = (
     ("researcher", "You are the researcher. You list the facts that matter in the document."),

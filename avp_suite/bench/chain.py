@@ -14,7 +14,8 @@ import statistics
 import sys
 from typing import Any
 
-from .._args import non_negative_int, positive_int, positive_ints
+from avp_core._args import non_negative_int, positive_int, positive_ints
+
 from .common import machine, table, write_json
 from .workload import ChainRun, ChainWorkload, measure
 
@@ -128,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = build_parser().parse_args(argv)
 
-    from ..connectors.hf import HuggingFaceConnector
+    from avp_core.connectors.hf import HuggingFaceConnector
 
     connector = HuggingFaceConnector.from_pretrained(args.model)
     agents: list[int] = args.agents

@@ -1,4 +1,4 @@
-"""The shared N-agent chain workload (avp_core.bench.workload) as a crewai crew.
+"""The shared N-agent chain workload (avp_suite.bench.workload) as a crewai crew.
 
 One agent and one task per chain step, run sequentially: task 1 gets the workload's task
 (document and question), task i > 1 the i-th role's instruction with ``context=[task i-1]``.
@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from avp_crewai.crew import LatentCrew
+from avp_crewai.llm import AVPLLM
 from crewai import Agent, Crew, Process, Task
-
-from .crew import LatentCrew
-from .llm import AVPLLM
 
 LATENT_PATH = "handoff: each task continues the whole chain (other prompts than text)"
 """How the latent run reuses KV (the demo prints it beside the answers)."""

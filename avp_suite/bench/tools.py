@@ -22,9 +22,10 @@ import sys
 import time
 from typing import Any
 
-from .._args import positive_int
-from ..testing import scripted
-from ..tools import format_call
+from avp_core._args import positive_int
+from avp_core.testing import scripted
+from avp_core.tools import format_call
+
 from .common import crewai_offline, machine, table, write_json
 from .workload import make_document
 
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for framework in frameworks:
         if framework not in RUNNERS:
             parser.error(f"unknown framework {framework!r}; choose from {FRAMEWORK_NAMES}")
-    from ..connectors.hf import HuggingFaceConnector
+    from avp_core.connectors.hf import HuggingFaceConnector
 
     connector = HuggingFaceConnector.from_pretrained(args.model)
     document, doc_tokens = make_document(connector.tokenizer, args.doc_tokens)

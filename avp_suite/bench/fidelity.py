@@ -1,6 +1,6 @@
 """Fidelity benchmark: answers measured on the real model, for every way agents hand off.
 
-The task set (:mod:`avp_core.bench.facts`) asks one fact from a document, in three shapes:
+The task set (:mod:`avp_suite.bench.facts`) asks one fact from a document, in three shapes:
 a reader -> answerer handoff, a 4-agent chain whose first agent reads, and three readers of
 a third of the document each -> one aggregator. Every task runs through every path on the same
 model, and each path is scored by exact match of the fact in the final answer:
@@ -36,7 +36,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._args import positive_int, ratio_list
+from avp_core._args import positive_int, ratio_list
+
 from .common import machine, table, write_json
 from .facts import SHAPES, FactTask, make_tasks
 
@@ -198,7 +199,7 @@ def segment_settings(path: str) -> Any:
     """The :class:`SegmentReuse` a ``segments-rR[+anchors]`` path names (None otherwise)."""
     if not path.startswith("segments-r"):
         return None
-    from ..reuse import SegmentReuse
+    from avp_core.reuse import SegmentReuse
 
     ratio, _, extra = path.removeprefix("segments-r").partition("+")
     return SegmentReuse(recompute=float(ratio), anchors=extra == "anchors")
@@ -301,7 +302,7 @@ def _start_worker(model: str, threads: int) -> None:
     """Load the model once per process (``threads=0`` keeps torch's thread count)."""
     import torch
 
-    from ..connectors.hf import HuggingFaceConnector
+    from avp_core.connectors.hf import HuggingFaceConnector
 
     if threads:
         torch.set_num_threads(threads)
@@ -385,7 +386,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     from transformers import AutoTokenizer
 
-    from .. import models
+    from avp_core import models
 
     path = models.build(args.model) if args.model in models.NAMES else args.model
     tasks = make_tasks(

@@ -11,7 +11,8 @@ import sys
 import time
 from typing import Any
 
-from .._args import positive_int
+from avp_core._args import positive_int
+
 from .common import machine, write_json
 
 
@@ -31,8 +32,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from ..connectors.hf_identity import extract_model_identity, weights_fingerprint
-    from ..models import build, quiet_progress
+    from avp_core.connectors.hf_identity import extract_model_identity, weights_fingerprint
+    from avp_core.models import build, quiet_progress
 
     config = Qwen2Config(
         hidden_size=args.hidden,

@@ -1,6 +1,6 @@
 """Framework benchmark: the N-agent chain through LangGraph, CrewAI and AutoGen, text vs latent.
 
-Each installed framework runs the same workload (avp_core.bench.workload) on one model in one
+Each installed framework runs the same workload (avp_suite.bench.workload) on one model in one
 process: a warm-up of each mode, then interleaved runs; figures are medians. A framework that
 is not installed is skipped with the command that adds it.
 """
@@ -13,14 +13,15 @@ import sys
 from importlib import import_module
 from typing import Any
 
-from .._args import positive_int, positive_ints
+from avp_core._args import positive_int, positive_ints
+
 from .common import machine, table, write_json
 from .workload import ChainRun, ChainWorkload, measure
 
 FRAMEWORKS = {
-    "langgraph": "avp_langgraph.chain",
-    "crewai": "avp_crewai.chain",
-    "autogen": "avp_autogen.chain",
+    "langgraph": "avp_suite.chains.langgraph",
+    "crewai": "avp_suite.chains.crewai",
+    "autogen": "avp_suite.chains.autogen",
 }
 
 
@@ -139,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = build_parser().parse_args(argv)
 
-    from ..connectors.hf import HuggingFaceConnector
+    from avp_core.connectors.hf import HuggingFaceConnector
 
     connector = HuggingFaceConnector.from_pretrained(args.model)
     rows: list[dict[str, Any]] = []

@@ -8,19 +8,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ._args import positive_int
-from .errors import AVPError, InvalidRequestError
+from avp_core._args import positive_int
+from avp_core.errors import AVPError, InvalidRequestError
 
 BENCHMARKS: dict[str, str] = {
-    "codec": "avp_core.bench.codec",
-    "handoff": "avp_core.bench.handoff",
-    "identity": "avp_core.bench.identity",
-    "frameworks": "avp_core.bench.frameworks",
-    "chain": "avp_core.bench.chain",
-    "kvcomm": "avp_core.bench.kvcomm",
-    "fidelity": "avp_core.bench.fidelity",
-    "patterns": "avp_core.bench.patterns",
-    "tools": "avp_core.bench.tools",
+    "codec": "avp_suite.bench.codec",
+    "handoff": "avp_suite.bench.handoff",
+    "identity": "avp_suite.bench.identity",
+    "frameworks": "avp_suite.bench.frameworks",
+    "chain": "avp_suite.bench.chain",
+    "kvcomm": "avp_suite.bench.kvcomm",
+    "fidelity": "avp_suite.bench.fidelity",
+    "patterns": "avp_suite.bench.patterns",
+    "tools": "avp_suite.bench.tools",
 }
 
 
@@ -30,8 +30,8 @@ REFERENCE_BENCHMARKS = ("codec", "handoff")
 
 def inspect_message(path: str, *, max_bytes: int | None = None) -> str:
     """A human-readable description of an AVP message file: header, metadata, tensors."""
-    from . import wire
-    from .wire.signing import KEY_ENV, default_key
+    from avp_core import wire
+    from avp_core.wire.signing import KEY_ENV, default_key
 
     data = Path(path).read_bytes()
     message = wire.decode(data, max_bytes=max_bytes or wire.DEFAULT_MAX_BYTES, key=default_key())
@@ -122,9 +122,9 @@ def self_check() -> list[str]:
     """Encode, decode and handshake checks that need no model; returns what was checked."""
     import torch
 
-    from . import wire
-    from .handshake import Mode, resolve
-    from .identity import ModelIdentity
+    from avp_core import wire
+    from avp_core.handshake import Mode, resolve
+    from avp_core.identity import ModelIdentity
 
     checked = []
     kv = [(torch.randn(1, 2, 16, 8), torch.randn(1, 2, 16, 8)) for _ in range(4)]
@@ -224,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Benchmarks (each prints text and latent side by side):\n"
         + "\n".join(f"  {name:<10} {_summary(module)}" for name, module in BENCHMARKS.items())
         + "\n  all        every benchmark above, in turn",
-        epilog="Other options go to the benchmark: python -m avp_core.bench.NAME --help.",
+        epilog="Other options go to the benchmark: python -m avp_suite.bench.NAME --help.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     bench.add_argument("name", choices=[*BENCHMARKS, "all"])

@@ -28,8 +28,8 @@ ANSWER_WIDTH = 96
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from . import models
-    from .connectors.hf import HuggingFaceConnector
+    from avp_core import models
+    from avp_core.connectors.hf import HuggingFaceConnector
 
     models.check_name_or_path(args.model)  # before anything slow is imported or loaded
     names = [f.strip() for f in args.frameworks.split(",") if f.strip()]

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from avp_langgraph.chat_model import AVPChatModel
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langgraph.graph import END, START, MessagesState, StateGraph
 
-from avp_core.bench.workload import ChainWorkload
 from avp_core.store import ContextStore
-
-from .chat_model import AVPChatModel
+from avp_suite.bench.workload import ChainWorkload
 
 LATENT_PATH = "exact: the same prompts, KV reused for the common prefix"
 """How the latent run reuses KV (the demo prints it beside the answers)."""

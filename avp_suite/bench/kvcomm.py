@@ -23,7 +23,8 @@ import statistics
 import sys
 from typing import Any
 
-from .._args import non_negative_int, positive_int, ratio_list
+from avp_core._args import non_negative_int, positive_int, ratio_list
+
 from .common import machine, table, write_json
 from .workload import make_document
 
@@ -72,9 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = build_parser().parse_args(argv)
-    from ..connectors.hf import HuggingFaceConnector
-    from ..reuse import SegmentReuse
-    from ..store import ContextStore, reusable_prefix
+    from avp_core.connectors.hf import HuggingFaceConnector
+    from avp_core.reuse import SegmentReuse
+    from avp_core.store import ContextStore, reusable_prefix
 
     connector = HuggingFaceConnector.from_pretrained(args.model)
     tokenizer = connector.tokenizer

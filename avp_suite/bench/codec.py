@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .._args import positive_int
+from avp_core._args import positive_int
+
 from .common import machine, median_time, table, write_json
 
 REFERENCE_SCRIPT = Path(__file__).with_name("_reference_codec.py")

@@ -19,7 +19,8 @@ import asyncio
 import sys
 from typing import Any
 
-from .._args import non_negative_int, positive_int, positive_ints, ratio_list
+from avp_core._args import non_negative_int, positive_int, positive_ints, ratio_list
+
 from .common import crewai_offline, machine, table, write_json
 from .workload import make_document
 
@@ -125,7 +126,7 @@ def mode_options(framework: str, mode: str, settings: Any, tokens: int) -> dict[
     if mode == "text":
         options["latent"] = False
     elif mode == "exact" and framework != "autogen":
-        from ..store import ContextStore
+        from avp_core.store import ContextStore
 
         options["context_cache"] = ContextStore()  # the prefix cache each adapter offers
     elif settings is not None:
@@ -158,8 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = build_parser().parse_args(argv)
-    from ..connectors.hf import HuggingFaceConnector
-    from ..reuse import SegmentReuse
+    from avp_core.connectors.hf import HuggingFaceConnector
+    from avp_core.reuse import SegmentReuse
 
     connector = HuggingFaceConnector.from_pretrained(args.model)
     document, doc_tokens = make_document(connector.tokenizer, args.doc_tokens)

@@ -34,7 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .._args import non_negative_int, positive_int
+from avp_core._args import non_negative_int, positive_int
+
 from .common import machine, table, write_json
 from .workload import make_document
 

@@ -15,12 +15,11 @@ from autogen_agentchat.base import ChatAgent, Team
 from autogen_agentchat.conditions import MaxMessageTermination
 from autogen_agentchat.messages import BaseChatMessage
 from autogen_agentchat.teams import RoundRobinGroupChat
+from avp_autogen.agent import AVPAssistantAgent
+from avp_autogen.client import AVPChatCompletionClient
+from avp_autogen.messages import LatentMessage
 
-from avp_core.bench.workload import ChainWorkload
-
-from .agent import AVPAssistantAgent
-from .client import AVPChatCompletionClient
-from .messages import LatentMessage
+from avp_suite.bench.workload import ChainWorkload
 
 LATENT_PATH = "handoff: each agent continues the last context (other prompts than text)"
 """How the latent run reuses KV (the demo prints it beside the answers)."""
