@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 import torch
 import zstandard
+from vectors import frame, split
 
 from avp_core import AVPContext, DecodeError, wire
 from avp_core.wire.header import HEADER_SIZE
@@ -60,20 +61,6 @@ def seeds() -> list[tuple[bytes, bytes | None]]:
     ]
 
 
-def _split(data: bytes) -> tuple[bytes, bytes, bytes]:
-    meta_len = struct.unpack_from("<I", data, 8)[0]
-    return (
-        data[:HEADER_SIZE],
-        data[HEADER_SIZE : HEADER_SIZE + meta_len],
-        data[HEADER_SIZE + meta_len :],
-    )
-
-
-def _join(flags_from: bytes, meta: bytes, section: bytes) -> bytes:
-    """A message whose header lengths match ``meta`` and ``section`` (so decoding goes deeper)."""
-    return flags_from[:4] + struct.pack("<II", len(meta) + len(section), len(meta)) + meta + section
-
-
 def header_field(rng: random.Random, data: bytes) -> bytes:
     out = bytearray(data)
     field = rng.choice(("magic", "version", "flags", "payload", "metadata"))
@@ -95,14 +82,14 @@ def header_field(rng: random.Random, data: bytes) -> bytes:
 
 
 def kv_header_value(rng: random.Random, data: bytes) -> bytes:
-    head, meta, section = _split(data)
+    flags, meta, section = split(data)
     if len(section) < 17 or section[:4] == b"\x28\xb5\x2f\xfd":  # compressed: mutate inside
         section = (
             zstandard.ZstdDecompressor().decompress(section)
             if section[:4] == b"\x28\xb5\x2f\xfd"
             else section
         )
-        head = head[:3] + bytes([head[3] & ~1]) + head[4:]
+        flags &= ~1
         meta = _edit_proto(meta, lambda p: p.ClearField("compression"))
     if len(section) < 17:
         return data
@@ -117,7 +104,7 @@ def kv_header_value(rng: random.Random, data: bytes) -> bytes:
         if rng.random() < 0.7
         else meta
     )
-    return _join(head, meta, bytes(out))
+    return frame(meta, bytes(out), flags)
 
 
 def _edit_proto(meta: bytes, edit: Callable[[MetadataProto], object]) -> bytes:
@@ -129,7 +116,7 @@ def _edit_proto(meta: bytes, edit: Callable[[MetadataProto], object]) -> bytes:
 
 
 def metadata_field(rng: random.Random, data: bytes) -> bytes:
-    head, meta, section = _split(data)
+    flags, meta, section = split(data)
     size = rng.choice((1, 2, 9, 100, 1025, 5000, 1 << 16))
 
     def edit(p: MetadataProto) -> None:
@@ -160,11 +147,11 @@ def metadata_field(rng: random.Random, data: bytes) -> bytes:
         else:
             p.latent_steps = rng.choice(BOUNDARY)
 
-    return _join(head, _edit_proto(meta, edit), section)
+    return frame(_edit_proto(meta, edit), section, flags)
 
 
 def metadata_bytes(rng: random.Random, data: bytes) -> bytes:
-    head, meta, section = _split(data)
+    flags, meta, section = split(data)
     out = bytearray(meta)
     for _ in range(rng.randint(1, 4)):
         kind = rng.randrange(3)
@@ -175,7 +162,7 @@ def metadata_bytes(rng: random.Random, data: bytes) -> bytes:
             out[index:index] = bytes([rng.randrange(256)]) * rng.choice((1, 2, 5))
         elif out:
             del out[index : index + rng.randint(1, 3)]
-    return _join(head, bytes(out), section)
+    return frame(bytes(out), section, flags)
 
 
 def splice(rng: random.Random, data: bytes, other: bytes) -> bytes:
@@ -183,25 +170,22 @@ def splice(rng: random.Random, data: bytes, other: bytes) -> bytes:
     spliced = data[:cut] + other[at:]
     if rng.random() < 0.5 and len(spliced) >= HEADER_SIZE:
         meta_len = min(struct.unpack_from("<I", spliced, 8)[0], len(spliced) - HEADER_SIZE)
-        return _join(
-            spliced,
-            spliced[HEADER_SIZE : HEADER_SIZE + meta_len],
-            spliced[HEADER_SIZE + meta_len :],
-        )
+        end = HEADER_SIZE + meta_len
+        return frame(spliced[HEADER_SIZE:end], spliced[end:], spliced[3])
     return spliced
 
 
 def zstd_frame(rng: random.Random, data: bytes) -> bytes:
-    head, meta, section = _split(data)
+    flags, meta, section = split(data)
     if section[:4] != b"\x28\xb5\x2f\xfd":
         return data
     kind = rng.randrange(4)
     if kind == 0:  # a frame that claims another size
         raw = zstandard.ZstdDecompressor().decompress(section)
         claimed = rng.choice((0, len(raw) - 1, len(raw) + 1, 1 << 30))
-        frame = zstandard.ZstdCompressor(write_content_size=True).compressobj(size=claimed)
+        compressor = zstandard.ZstdCompressor(write_content_size=True).compressobj(size=claimed)
         try:
-            section = frame.compress(raw) + frame.flush()
+            section = compressor.compress(raw) + compressor.flush()
         except zstandard.ZstdError:
             section = section[:-4]
     elif kind == 1:  # no recorded size
@@ -213,28 +197,26 @@ def zstd_frame(rng: random.Random, data: bytes) -> bytes:
         out = bytearray(section)
         out[rng.randrange(4, len(out))] ^= 1 << rng.randrange(8)
         section = bytes(out)
-    return _join(head, meta, section)
+    return frame(meta, section, flags)
 
 
 def checksum_or_mac(rng: random.Random, data: bytes) -> bytes:
-    head, meta, section = _split(data)
+    flags, meta, section = split(data)
     kind = rng.randrange(4)
     if kind == 0:
-        return _join(
-            head,
-            _edit_proto(meta, lambda p: setattr(p, "payload_checksum", rng.randrange(1 << 32))),
-            section,
-        )
+        checksum = rng.randrange(1 << 32)
+        meta = _edit_proto(meta, lambda p: setattr(p, "payload_checksum", checksum))
+        return frame(meta, section, flags)
     if kind == 1:  # a mac that is not last, or a second one
-        return _join(head, meta + b"\x08\x01" + bytes([0xBA, 0x01, 32]) + bytes(32), section)
+        return frame(meta + b"\x08\x01" + bytes([0xBA, 0x01, 32]) + bytes(32), section, flags)
     if kind == 2 and len(meta) > 35:  # strip or flip the signature
         out = bytearray(meta)
         out[-1 - rng.randrange(32)] ^= 1
-        return _join(head, bytes(out) if rng.random() < 0.5 else meta[:-35], section)
+        return frame(bytes(out) if rng.random() < 0.5 else meta[:-35], section, flags)
     out = bytearray(section)
     if out:
         out[rng.randrange(len(out))] ^= 1
-    return _join(head, meta, bytes(out))
+    return frame(meta, bytes(out), flags)
 
 
 def truncate_or_extend(rng: random.Random, data: bytes) -> bytes:

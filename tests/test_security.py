@@ -11,12 +11,13 @@ import time
 import pytest
 import torch
 import zstandard
+from vectors import frame
 
 from avp_core import AVPContext, DecodeError, wire
 from avp_core.context import is_trusted
 from avp_core.errors import AuthenticationError, InvalidRequestError
 from avp_core.store import ContextStore
-from avp_core.wire.header import FLAG_COMPRESSED, FLAG_KV_CACHE, Header
+from avp_core.wire.header import FLAG_COMPRESSED, FLAG_KV_CACHE
 from avp_core.wire.schema import LayerShapeProto, MetadataProto
 
 KEY = b"k" * 32
@@ -24,9 +25,7 @@ FAST_S = 1.0
 
 
 def _message(proto, section: bytes = b"", flags: int = 0) -> bytes:
-    meta = proto.SerializeToString()
-    header = Header(flags=flags, payload_length=len(meta) + len(section), metadata_length=len(meta))
-    return header.pack() + meta + section
+    return frame(proto.SerializeToString(), section, flags)
 
 
 def _refused_quickly(data: bytes, **options) -> DecodeError:

@@ -7,6 +7,7 @@ import zlib
 
 import pytest
 import torch
+from vectors import frame, split
 
 from avp_core import DecodeError, EncodeError, ModelIdentity, wire
 from avp_core.wire.header import HEADER_SIZE
@@ -145,8 +146,8 @@ def _with_metadata(data: bytes, **changes) -> bytes:
     """Re-encode a message's metadata with fields changed (raw protobuf), fixing lengths."""
     from avp_core.wire.schema import MetadataProto
 
-    _, _, flags, _, meta_len = struct.unpack_from("<2sBBII", data)
-    proto = MetadataProto.FromString(data[HEADER_SIZE : HEADER_SIZE + meta_len])
+    flags, meta, rest = split(data)
+    proto = MetadataProto.FromString(meta)
     for name, value in changes.items():
         if name == "clear":
             proto.ClearField(value)
@@ -155,9 +156,7 @@ def _with_metadata(data: bytes, **changes) -> bytes:
             getattr(proto, name).extend(value)
         else:
             setattr(proto, name, value)
-    meta = proto.SerializeToString()
-    rest = data[HEADER_SIZE + meta_len :]
-    return struct.pack("<2sBBII", b"AV", 1, flags, len(meta) + len(rest), len(meta)) + meta + rest
+    return frame(proto.SerializeToString(), rest, flags)
 
 
 GOOD = wire.encode_kv_cache(make_kv(), model_id="m")

@@ -1,12 +1,16 @@
-"""Reference vectors made by the reference avp 0.6.2 (tests/data/reference) and their recipe."""
+"""Reference vectors made by the reference avp 0.6.2 (tests/data/reference) and their recipe,
+and the helpers tests use to take messages apart and put them back together byte by byte."""
 
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from avp_core.wire.header import HEADER_SIZE, Header
 
 REFERENCE_DIR = Path(__file__).parent / "data" / "reference"
 MANIFEST: dict[str, Any] = json.loads((REFERENCE_DIR / "manifest.json").read_text())
@@ -49,3 +53,15 @@ def metadata_kwargs(vector: dict[str, Any]) -> dict[str, Any]:
         "extra",
     )
     return {name: meta[name] for name in names}
+
+
+def split(data: bytes) -> tuple[int, bytes, bytes]:
+    """A message's header flags, metadata and tensor section, as its header delimits them."""
+    meta_len = struct.unpack_from("<I", data, 8)[0]
+    return data[3], data[HEADER_SIZE : HEADER_SIZE + meta_len], data[HEADER_SIZE + meta_len :]
+
+
+def frame(meta: bytes, section: bytes = b"", flags: int = 0) -> bytes:
+    """A message of ``meta`` and ``section`` under a header whose lengths match them."""
+    sizes = {"payload_length": len(meta) + len(section), "metadata_length": len(meta)}
+    return Header(flags=flags, **sizes).pack() + meta + section
