@@ -1,4 +1,5 @@
-"""Checkpoints as untrusted input: a real SqliteSaver database written by someone else."""
+"""Threads and their checkpoints: a real SqliteSaver database written by someone else, a
+checkpointer without AVPSerializer, and a thread that outgrows the model's context window."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import ormsgpack
 import pytest
 from avp_langgraph import AVPChatModel, AVPSerializer, context_of
 from langchain_core.messages import AIMessage, HumanMessage
+from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, MessagesState, StateGraph
@@ -22,8 +24,8 @@ KEY = b"checkpoint-key-0123456789abcdef"
 CONFIG = {"configurable": {"thread_id": "t"}}
 
 
-def _graph(connector, saver):
-    chat = AVPChatModel(connector=connector, max_new_tokens=6)
+def _chatbot(chat: AVPChatModel, saver):
+    """A one-agent chatbot graph: each turn, the model answers the whole thread."""
 
     def agent(state: MessagesState) -> dict:
         return {"messages": [chat.invoke(state["messages"])]}
@@ -33,6 +35,10 @@ def _graph(connector, saver):
     graph.add_edge(START, "agent")
     graph.add_edge("agent", END)
     return graph.compile(checkpointer=saver)
+
+
+def _graph(connector, saver):
+    return _chatbot(AVPChatModel(connector=connector, max_new_tokens=6), saver)
 
 
 def _saver(path, **options) -> SqliteSaver:
@@ -136,3 +142,34 @@ def test_a_context_that_decodes_but_cannot_be_one_is_dropped_or_a_decode_error(q
     with caplog.at_level(logging.WARNING, logger="avp_langgraph"):
         assert AVPSerializer().loads_typed(value) == {"contexts": {"a": None}}
     assert "dropped" in caplog.text
+
+
+def test_a_thread_that_outgrows_the_context_window_stops_with_a_clear_error():
+    from avp_core import ContextWindowError, HuggingFaceConnector
+
+    small = HuggingFaceConnector.from_pretrained("tiny-qwen2")
+    small.model.config.max_position_embeddings = 120
+    app = _chatbot(AVPChatModel(connector=small, max_new_tokens=8), InMemorySaver())
+    config = {"configurable": {"thread_id": "long"}}
+    turns = 0
+    with pytest.raises(ContextWindowError, match="attends to 120"):
+        while turns < 50:
+            app.invoke({"messages": [HumanMessage("Tell me more about rivers.")]}, config)
+            turns += 1
+    assert 2 <= turns < 50
+    replies = [m for m in app.get_state(config).values["messages"] if isinstance(m, AIMessage)]
+    assert len(replies) == turns
+    assert all(m.usage_metadata["total_tokens"] <= 120 for m in replies)
+
+
+def test_a_checkpointer_without_the_serializer_says_how_to_keep_contexts(qwen, caplog):
+    chat = AVPChatModel(connector=qwen, max_new_tokens=8)
+    for saver, warned in ((InMemorySaver(), True), (InMemorySaver(serde=AVPSerializer()), False)):
+        caplog.clear()
+        app, config = _chatbot(chat, saver), {"configurable": {"thread_id": "chat"}}
+        with caplog.at_level("WARNING", logger="avp_langgraph"):
+            app.invoke({"messages": [HumanMessage("Name a river.")]}, config)
+            state = app.invoke({"messages": [HumanMessage("And another?")]}, config)
+        reused = state["messages"][-1].response_metadata["avp"]["reused_tokens"]
+        assert ("serde=AVPSerializer()" in caplog.text) is warned
+        assert (reused == 0) is warned
