@@ -46,3 +46,19 @@ class InvalidRequestError(AVPError, ValueError):
 
 class ContextWindowError(InvalidRequestError):
     """A prompt (with the context it continues) has more positions than the model attends to."""
+
+
+class StoreError(AVPError):
+    """A context store cannot do what was asked (the base of the store errors below)."""
+
+
+class StoreUnavailableError(StoreError):
+    """A store's backend cannot be reached or did not answer in time (server down, timeout)."""
+
+
+class ContextNotFoundError(StoreError, KeyError):
+    """A reference names a context whose bytes the store no longer holds (evicted, expired,
+    collected, or written to another store)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""

@@ -1,4 +1,11 @@
-"""ContextStore: a bounded, thread-safe cache of contexts (LRU by bytes, TTL, prefix lookup)."""
+"""ContextStore: live contexts for reuse (LRU by bytes, TTL, prefix lookup), and saved ones.
+
+A store does two jobs. ``put``/``get``/``longest_prefix`` keep context objects in this
+process for reuse. ``save``/``load`` keep context bytes in a backend (memory, a directory,
+SQLite, PostgreSQL, Redis) under content keys, each context stored as its new positions on
+top of the longest stored prefix, and hand out :class:`ContextRef` references that carriers
+(checkpoints, messages, saved state) hold instead of the KV.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +13,34 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
-from .context import AVPContext, common_prefix_length
-from .errors import InvalidRequestError
-from .reuse.index import SegmentIndex
+from ..context import AVPContext, common_prefix_length
+from ..errors import InvalidRequestError
+from ..reuse.index import SegmentIndex
+from .backends import Backend, MemoryBackend
+from .persist import Records
+from .records import ContextRef
+
+if TYPE_CHECKING:
+    from ..wire.signing import Key
 
 logger = logging.getLogger("avp_core")
 
 
 class ContextStore:
-    """Holds contexts up to ``max_bytes`` (least recently used evicted first) for ``ttl_s``.
+    """Live contexts up to ``max_bytes`` (least recently used evicted first) for ``ttl_s``,
+    and saved contexts in ``backend``.
 
-    A context larger than ``max_bytes`` is not stored (``put`` returns False). An entry is
+    A context larger than ``max_bytes`` is not kept live (``put`` returns False). An entry is
     never replaced by a different context under the same key (``put`` returns False).
+
+    ``backend`` holds saved contexts: a :class:`~avp_core.store.Backend`, or a URI for
+    :func:`~avp_core.store.open_backend` (``"memory:"``, a directory path, ``"sqlite:PATH"``,
+    ``"postgresql://..."``, ``"redis://..."``); default: memory, bounded by ``max_bytes``.
+    ``key`` signs saved records and requires the signature on load (default:
+    ``$AVP_SUITE_KEY`` when set); ``compression`` is a zstd level for them.
     """
 
     def __init__(
@@ -28,13 +48,24 @@ class ContextStore:
         max_bytes: int = 512 << 20,
         ttl_s: float | None = 3600.0,
         *,
+        backend: Backend | str | None = None,
+        key: Key | None = None,
+        compression: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        from ..wire.signing import default_key
+        from .connect import open_backend
+
         if max_bytes <= 0:
             raise InvalidRequestError(f"max_bytes must be positive, got {max_bytes}")
         self.max_bytes = max_bytes
         self.ttl_s = ttl_s
         self._clock = clock
+        if backend is None:
+            backend = MemoryBackend(max_bytes=max_bytes, ttl_s=ttl_s)
+        elif isinstance(backend, str):
+            backend = open_backend(backend)
+        self._records = Records(backend, key=default_key(key), compression=compression)
         self._lock = threading.Lock()
         self._entries: OrderedDict[str, tuple[AVPContext, float]] = OrderedDict()
         self._bytes = 0
@@ -50,6 +81,67 @@ class ContextStore:
                 for context, _ in self._entries.values():
                     self._index.add(context)
             return self._index
+
+    @property
+    def backend(self) -> Backend:
+        """Where :meth:`save` keeps context bytes."""
+        return self._records.backend
+
+    def save(self, context: AVPContext) -> ContextRef:
+        """Store ``context``'s bytes in the backend and return a reference to them.
+
+        A context that extends one saved (or loaded) before, in this process, is stored as
+        its new positions only. Saving the same content again stores nothing. Raises
+        :class:`~avp_core.errors.StoreError` (or ``StoreUnavailableError``) when the bytes
+        could not be stored: no reference is ever returned for bytes that are not there.
+        """
+        key = self._records.save(context)
+        self.put(context)
+        return ContextRef(
+            key=key,
+            context_id=context.context_id,
+            seq_len=context.seq_len,
+            model=context.identity.short() if context.identity else None,
+            store=self.backend.uri,
+        )
+
+    def load(self, ref: ContextRef | str) -> AVPContext:
+        """The context a reference (or content key) names: the live object when this process
+        holds it, else read from the backend, checked against its key, and kept live.
+
+        Raises :class:`~avp_core.errors.ContextNotFoundError` when its bytes are gone,
+        :class:`~avp_core.errors.DecodeError` when they are corrupt or wrongly signed, and
+        :class:`~avp_core.errors.StoreUnavailableError` when the backend cannot be reached.
+        The context is not trusted: a connector verifies it before its first reuse.
+        """
+        key = ref.key if isinstance(ref, ContextRef) else ref
+        context = self._records.load(key)
+        if isinstance(ref, ContextRef) and ref.context_id != context.context_id:
+            context = AVPContext(
+                sequence=context.sequence,
+                kv=context.kv,
+                identity=context.identity,
+                text=context.text,
+                source_agent=context.source_agent,
+                created_at=context.created_at,
+                last_hidden=context.last_hidden,
+                context_id=ref.context_id,
+            )
+        self.put(context)
+        return context
+
+    def collect(self, keep: Iterable[ContextRef | str], *, grace_s: float = 300.0) -> int:
+        """Free saved contexts that nothing refers to: delete every record that no reference
+        in ``keep`` (nor a context this process still holds) builds on and that was not used
+        in the last ``grace_s`` seconds (so contexts being saved right now survive). Give it
+        every reference that any process still needs. Returns how many records it deleted."""
+        keys = [ref.key if isinstance(ref, ContextRef) else ref for ref in keep]
+        return self._records.collect(keys, grace_s)
+
+    def close(self) -> None:
+        """Empty the live cache and close the backend's connections."""
+        self.clear()
+        self.backend.close()
 
     @property
     def nbytes(self) -> int:

@@ -1,0 +1,507 @@
+"""Where a :class:`~avp_core.ContextStore` keeps record bytes: memory, a directory, SQLite.
+
+Every backend holds records by content key, with each record's parent key and depth (its
+distance from a root record), bounded by ``max_bytes`` (least recently used evicted first)
+and ``ttl_s`` (seconds since last use). A record's ancestors are always at least as recently
+used as the record (the store touches a chain leaf first, and equal times evict the deeper
+record first), so eviction removes leaves before the records they build on.
+The networked backends (PostgreSQL, Redis) are in :mod:`avp_core.store.network`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidRequestError, StoreError
+
+_DEPTH_STEP = 1e-6  # deeper records look slightly older: leaves go first among equals
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What a backend knows of a record without reading its bytes."""
+
+    key: str
+    parent: str | None
+    size: int
+    accessed: float
+
+
+class Backend(ABC):
+    """Record bytes by content key, bounded by bytes and age. Subclasses are thread-safe."""
+
+    uri: str = ""
+
+    def __init__(
+        self,
+        max_bytes: int | None = None,
+        ttl_s: float | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if max_bytes is not None and max_bytes <= 0:
+            raise InvalidRequestError(f"max_bytes must be positive or None, got {max_bytes}")
+        if ttl_s is not None and ttl_s <= 0:
+            raise InvalidRequestError(f"ttl_s must be positive or None, got {ttl_s}")
+        self.max_bytes = max_bytes
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._lock = threading.RLock()
+
+    @abstractmethod
+    def put(self, key: str, data: bytes, parent: str | None = None, depth: int = 0) -> None:
+        """Store ``data`` under ``key`` (a no-op if ``key`` is held: keys name content), then
+        evict to fit ``max_bytes``. Raises :class:`~avp_core.errors.StoreError` if the bytes
+        were not stored."""
+
+    @abstractmethod
+    def _read(self, key: str) -> tuple[bytes, str | None] | None:
+        """The bytes and parent key of a live (unexpired) record, without touching it."""
+
+    @abstractmethod
+    def touch(self, keys: Sequence[str]) -> int:
+        """Mark records used now (give them leaf first); returns how many are held."""
+
+    @abstractmethod
+    def delete(self, keys: Iterable[str]) -> int:
+        """Remove records; returns how many were removed."""
+
+    @abstractmethod
+    def entries(self) -> list[Entry]:
+        """Every live record's key, parent, size and last use."""
+
+    def nbytes(self) -> int:
+        """Bytes of the records held."""
+        return sum(entry.size for entry in self.entries())
+
+    def get_chain(self, key: str) -> list[tuple[str, bytes]] | None:
+        """The record ``key`` and its ancestors, leaf first, all marked used; None if any is
+        missing (evicted, expired or never stored)."""
+        chain: list[tuple[str, bytes]] = []
+        current: str | None = key
+        while current is not None:
+            found = self._read(current)
+            if found is None or len(chain) > 1_000_000:
+                return None
+            chain.append((current, found[0]))
+            current = found[1]
+        self.touch([k for k, _ in chain])
+        return chain
+
+    def expire(self) -> int:
+        """Remove records unused for ``ttl_s``; returns how many."""
+        if self.ttl_s is None:
+            return 0
+        deadline = self._clock() - self.ttl_s
+        return self.delete([e.key for e in self.entries() if e.accessed < deadline])
+
+    def evict(self) -> int:
+        """Remove least recently used records until the rest fit ``max_bytes``."""
+        if self.max_bytes is None:
+            return 0
+        entries = self.entries()
+        total = sum(e.size for e in entries)
+        victims = []
+        for entry in sorted(entries, key=lambda e: e.accessed):
+            if total <= self.max_bytes:
+                break
+            victims.append(entry.key)
+            total -= entry.size
+        return self.delete(victims) if victims else 0
+
+    def close(self) -> None:
+        """Release connections or files (the backend cannot be used afterwards)."""
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _stamp(self, depth: int) -> float:
+        return self._clock() - depth * _DEPTH_STEP
+
+
+class MemoryBackend(Backend):
+    """Records in this process's memory (gone when it exits); ``max_bytes`` 512 MiB."""
+
+    uri = "memory:"
+
+    def __init__(
+        self,
+        max_bytes: int | None = 512 << 20,
+        ttl_s: float | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(max_bytes, ttl_s, clock=clock)
+        self._records: OrderedDict[str, tuple[bytes, str | None, int, float]] = OrderedDict()
+        self._bytes = 0
+
+    def put(self, key: str, data: bytes, parent: str | None = None, depth: int = 0) -> None:
+        with self._lock:
+            if key not in self._records:
+                self._records[key] = (bytes(data), parent, depth, self._stamp(depth))
+                self._bytes += len(data)
+            self.touch([key])
+            self.expire()
+            if self.max_bytes is not None and self._bytes > self.max_bytes:
+                self.evict()
+
+    def _read(self, key: str) -> tuple[bytes, str | None] | None:
+        with self._lock:
+            record = self._records.get(key)
+            if record is None or self._expired(record[3]):
+                return None
+            return record[0], record[1]
+
+    def touch(self, keys: Sequence[str]) -> int:
+        held = 0
+        with self._lock:
+            for key in keys:
+                record = self._records.get(key)
+                if record is not None and not self._expired(record[3]):
+                    self._records[key] = (*record[:3], self._stamp(record[2]))
+                    self._records.move_to_end(key)
+                    held += 1
+        return held
+
+    def delete(self, keys: Iterable[str]) -> int:
+        removed = 0
+        with self._lock:
+            for key in keys:
+                record = self._records.pop(key, None)
+                if record is not None:
+                    self._bytes -= len(record[0])
+                    removed += 1
+        return removed
+
+    def entries(self) -> list[Entry]:
+        with self._lock:
+            return [
+                Entry(key, parent, len(data), accessed)
+                for key, (data, parent, _, accessed) in self._records.items()
+                if not self._expired(accessed)
+            ]
+
+    def nbytes(self) -> int:
+        with self._lock:
+            return self._bytes
+
+    def _expired(self, accessed: float) -> bool:
+        return self.ttl_s is not None and accessed < self._clock() - self.ttl_s
+
+
+class DirectoryBackend(Backend):
+    """Records as files under ``path`` (created if needed), one per record; survives
+    restarts and can be shared by processes on one machine. Last use is the file's mtime."""
+
+    _HEADER = 8 + 64 + 8  # magic, parent key (or dashes), depth
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        max_bytes: int | None = None,
+        ttl_s: float | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(max_bytes, ttl_s, clock=clock)
+        self.path = Path(path)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot use {self.path} as a context store: {exc}") from exc
+        self.uri = f"dir:{self.path.resolve()}"
+        self._estimate: int | None = None  # bytes held, re-measured when over the bound
+
+    def _file(self, key: str) -> Path:
+        return self.path / key[:2] / key
+
+    def put(self, key: str, data: bytes, parent: str | None = None, depth: int = 0) -> None:
+        target = self._file(key)
+        with self._lock:
+            if not target.exists():
+                header = b"AVPREC01" + (parent or "-" * 64).encode() + depth.to_bytes(8, "little")
+                temporary = target.with_name(f".{key}.{os.getpid()}.{threading.get_ident()}")
+                try:
+                    target.parent.mkdir(exist_ok=True)
+                    with open(temporary, "wb") as handle:
+                        handle.write(header)
+                        handle.write(data)
+                    os.replace(temporary, target)
+                except OSError as exc:
+                    with contextlib.suppress(OSError):
+                        temporary.unlink()
+                    raise StoreError(f"could not write a context record: {exc}") from exc
+                if self._estimate is not None:
+                    self._estimate += len(data)
+            self.touch([key])
+            self.expire()
+            if self.max_bytes is not None:
+                if self._estimate is None:
+                    self._estimate = self.nbytes()
+                if self._estimate > self.max_bytes:
+                    self.evict()
+                    self._estimate = self.nbytes()
+
+    def _read(self, key: str) -> tuple[bytes, str | None] | None:
+        try:
+            path = self._file(key)
+            if self._expired(path.stat().st_mtime):
+                return None
+            raw = path.read_bytes()
+        except (OSError, ValueError):
+            return None
+        if len(raw) < self._HEADER or raw[:8] != b"AVPREC01":
+            return None
+        parent = raw[8:72].decode("ascii", "replace")
+        return raw[self._HEADER :], None if parent == "-" * 64 else parent
+
+    def touch(self, keys: Sequence[str]) -> int:
+        held = 0
+        for key in keys:
+            path = self._file(key)
+            try:
+                depth = self._depth(path)
+                if depth is None or self._expired(path.stat().st_mtime):
+                    continue
+                stamp = self._stamp(depth)
+                os.utime(path, (stamp, stamp))
+                held += 1
+            except (OSError, ValueError):
+                continue
+        return held
+
+    def delete(self, keys: Iterable[str]) -> int:
+        removed = 0
+        for key in keys:
+            with contextlib.suppress(OSError, ValueError):
+                self._file(key).unlink()
+                removed += 1
+        self._estimate = None
+        return removed
+
+    def entries(self) -> list[Entry]:
+        found = []
+        for path in self._files():
+            try:
+                stat = path.stat()
+                with open(path, "rb") as handle:
+                    header = handle.read(self._HEADER)
+            except OSError:
+                continue
+            if len(header) < self._HEADER or self._expired(stat.st_mtime):
+                continue
+            parent = header[8:72].decode("ascii", "replace")
+            size = stat.st_size - self._HEADER
+            found.append(Entry(path.name, None if parent == "-" * 64 else parent, size,
+                               stat.st_mtime))
+        return found
+
+    def _files(self) -> Iterator[Path]:
+        for folder in self.path.iterdir():
+            if folder.is_dir() and len(folder.name) == 2:
+                yield from (p for p in folder.iterdir() if not p.name.startswith("."))
+
+    def _depth(self, path: Path) -> int | None:
+        with open(path, "rb") as handle:
+            header = handle.read(self._HEADER)
+        return int.from_bytes(header[72:80], "little") if len(header) == self._HEADER else None
+
+    def _expired(self, accessed: float) -> bool:
+        return self.ttl_s is not None and accessed < self._clock() - self.ttl_s
+
+
+class SQLBackend(Backend):
+    """Records in one SQL table (``avp_contexts`` by default); the SQLite and PostgreSQL
+    backends differ only in their connection and placeholders."""
+
+    _placeholder = "?"
+    _blob = "BLOB"
+
+    def __init__(
+        self,
+        max_bytes: int | None = None,
+        ttl_s: float | None = None,
+        *,
+        table: str = "avp_contexts",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(max_bytes, ttl_s, clock=clock)
+        if not table.replace("_", "").isalnum():
+            raise InvalidRequestError(f"table must be letters, digits and _, got {table!r}")
+        self.table = table
+
+    @abstractmethod
+    def _run(self, sql: str, params: Sequence[Any] = (), *, fetch: bool = False) -> list[Any]:
+        """Execute one statement (committed); the rows if ``fetch``."""
+
+    def _setup(self) -> None:
+        self._run(
+            f"CREATE TABLE IF NOT EXISTS {self.table} (key TEXT PRIMARY KEY, parent TEXT, "
+            f"depth INTEGER NOT NULL, size INTEGER NOT NULL, accessed DOUBLE PRECISION "
+            f"NOT NULL, data {self._blob} NOT NULL)"
+        )
+
+    def _sql(self, text: str) -> str:
+        return text.replace("?", self._placeholder)
+
+    def _in(self, count: int) -> str:
+        return "(" + ",".join([self._placeholder] * count) + ")"
+
+    def put(self, key: str, data: bytes, parent: str | None = None, depth: int = 0) -> None:
+        self._run(
+            self._sql(
+                f"INSERT INTO {self.table} (key, parent, depth, size, accessed, data) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING"
+            ),
+            (key, parent, depth, len(data), self._stamp(depth), data),
+        )
+        self.touch([key])
+        self.expire()
+        self.evict()
+
+    def _read(self, key: str) -> tuple[bytes, str | None] | None:
+        rows = self._run(
+            self._sql(f"SELECT data, parent FROM {self.table} WHERE key = ? AND accessed >= ?"),
+            (key, self._deadline()),
+            fetch=True,
+        )
+        return (bytes(rows[0][0]), rows[0][1]) if rows else None
+
+    def get_chain(self, key: str) -> list[tuple[str, bytes]] | None:
+        rows = self._run(
+            self._sql(
+                f"WITH RECURSIVE chain(key, parent, data, step) AS ("
+                f"SELECT key, parent, data, 0 FROM {self.table} WHERE key = ? AND accessed >= ? "
+                f"UNION ALL SELECT t.key, t.parent, t.data, chain.step + 1 FROM {self.table} t "
+                f"JOIN chain ON t.key = chain.parent WHERE t.accessed >= ?) "
+                "SELECT key, parent, data FROM chain ORDER BY step"
+            ),
+            (key, self._deadline(), self._deadline()),
+            fetch=True,
+        )
+        if not rows or rows[-1][1] is not None:
+            return None  # missing, or an ancestor is gone
+        chain = [(row[0], bytes(row[2])) for row in rows]
+        self.touch([k for k, _ in chain])
+        return chain
+
+    def touch(self, keys: Sequence[str]) -> int:
+        if not keys:
+            return 0
+        deadline = self._deadline()
+        held = 0
+        for start in range(0, len(keys), 500):
+            batch = list(keys[start : start + 500])
+            held += len(
+                self._run(
+                    self._sql(
+                        f"UPDATE {self.table} SET accessed = ? - depth * {_DEPTH_STEP} "
+                        f"WHERE accessed >= ? AND key IN {self._in(len(batch))} RETURNING key"
+                    ),
+                    (self._clock(), deadline, *batch),
+                    fetch=True,
+                )
+            )
+        return held
+
+    def delete(self, keys: Iterable[str]) -> int:
+        keys = list(keys)
+        removed = 0
+        for start in range(0, len(keys), 500):
+            batch = keys[start : start + 500]
+            removed += len(
+                self._run(
+                    self._sql(
+                        f"DELETE FROM {self.table} WHERE key IN {self._in(len(batch))} "
+                        "RETURNING key"
+                    ),
+                    batch,
+                    fetch=True,
+                )
+            )
+        return removed
+
+    def entries(self) -> list[Entry]:
+        rows = self._run(
+            self._sql(f"SELECT key, parent, size, accessed FROM {self.table} WHERE accessed >= ?"),
+            (self._deadline(),),
+            fetch=True,
+        )
+        return [Entry(str(k), p, int(s), float(a)) for k, p, s, a in rows]
+
+    def nbytes(self) -> int:
+        rows = self._run(
+            self._sql(f"SELECT COALESCE(SUM(size), 0) FROM {self.table} WHERE accessed >= ?"),
+            (self._deadline(),),
+            fetch=True,
+        )
+        return int(rows[0][0])
+
+    def expire(self) -> int:
+        if self.ttl_s is None:
+            return 0
+        rows = self._run(
+            self._sql(f"DELETE FROM {self.table} WHERE accessed < ? RETURNING key"),
+            (self._deadline(),),
+            fetch=True,
+        )
+        return len(rows)
+
+    def evict(self) -> int:
+        if self.max_bytes is None or self.nbytes() <= self.max_bytes:
+            return 0
+        return super().evict()
+
+    def _deadline(self) -> float:
+        return self._clock() - self.ttl_s if self.ttl_s is not None else float("-inf")
+
+
+class SQLiteBackend(SQLBackend):
+    """Records in a SQLite database file (embedded; survives restarts; processes on one
+    machine can share it)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        max_bytes: int | None = None,
+        ttl_s: float | None = None,
+        *,
+        table: str = "avp_contexts",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(max_bytes, ttl_s, table=table, clock=clock)
+        self.path = Path(path)
+        self.uri = f"sqlite:{self.path.resolve()}"
+        try:
+            self._connection = sqlite3.connect(
+                self.path, check_same_thread=False, isolation_level=None, timeout=30
+            )
+            self._connection.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open {self.path} as a context store: {exc}") from exc
+        self._setup()
+
+    def _run(self, sql: str, params: Sequence[Any] = (), *, fetch: bool = False) -> list[Any]:
+        with self._lock:
+            try:
+                cursor = self._connection.execute(sql, tuple(params))
+                return cursor.fetchall() if fetch else []
+            except sqlite3.Error as exc:
+                raise StoreError(f"context store {self.uri}: {exc}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._connection.close()
