@@ -119,7 +119,7 @@ class Backend(ABC):
             total -= entry.size
         return self.delete(victims) if victims else 0
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (most backends hold nothing to release)
         """Release connections or files (the backend cannot be used afterwards)."""
 
     def __enter__(self) -> Backend:
@@ -305,8 +305,9 @@ class DirectoryBackend(Backend):
                 continue
             parent = header[8:72].decode("ascii", "replace")
             size = stat.st_size - self._HEADER
-            found.append(Entry(path.name, None if parent == "-" * 64 else parent, size,
-                               stat.st_mtime))
+            found.append(
+                Entry(path.name, None if parent == "-" * 64 else parent, size, stat.st_mtime)
+            )
         return found
 
     def _files(self) -> Iterator[Path]:

@@ -5,6 +5,7 @@ the text path."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -72,10 +73,8 @@ class PostgresBackend(SQLBackend):
 
     def _drop_connection(self) -> None:
         if self._connection is not None:
-            try:
+            with contextlib.suppress(Exception):  # must not mask the error that broke it
                 self._connection.close()
-            except Exception:  # closing a broken connection must not mask the real error
-                pass
             self._connection = None
 
     def close(self) -> None:
@@ -189,7 +188,7 @@ class RedisBackend(Backend):
 
     def entries(self) -> list[Entry]:
         def run() -> list[Entry]:
-            used = self._client.zrange(self._used, 0, -1, withscores=True)
+            used: list[Any] = self._client.zrange(self._used, 0, -1, withscores=True)
             if not used:
                 return []
             keys = [key.decode() for key, _ in used]
@@ -199,11 +198,12 @@ class RedisBackend(Backend):
             pipe.hmget(self._sizes, keys)
             *parents, sizes = pipe.execute()
             found, gone = [], []
-            for (key, (_, accessed)), (parent,), size in zip(zip(keys, used), parents, sizes):
-                if parent is None:  # Redis expired the record itself
+            for key, (_, accessed), parent, size in zip(keys, used, parents, sizes):
+                if parent[0] is None:  # Redis expired the record itself
                     gone.append(key)
                     continue
-                found.append(Entry(key, parent.decode() or None, int(size or 0), accessed))
+                held = parent[0].decode() or None
+                found.append(Entry(key, held, int(size or 0), float(accessed)))
             if gone:
                 pipe = self._client.pipeline(transaction=True)
                 pipe.zrem(self._used, *gone)

@@ -14,7 +14,7 @@ import time
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..context import AVPContext
 from ..errors import ContextNotFoundError
@@ -44,7 +44,8 @@ class _Saved:
 
     def chain(self) -> list[str]:
         """This record's key and its ancestors', leaf first."""
-        keys, node = [], self
+        keys: list[str] = []
+        node: _Saved | None = self
         while node is not None:
             keys.append(node.key)
             node = node.parent

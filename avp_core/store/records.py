@@ -129,8 +129,10 @@ def encode_record(
     ``parent_len`` on (the first ``parent_len`` come from record ``parent``)."""
     from .. import wire
 
-    kv = tuple((k[..., parent_len:, :].contiguous(), v[..., parent_len:, :].contiguous())
-               for k, v in context.kv)
+    kv = tuple(
+        (k[..., parent_len:, :].contiguous(), v[..., parent_len:, :].contiguous())
+        for k, v in context.kv
+    )
     sequence = context.sequence[parent_len:]
     record_key = content_key(
         context.identity, parent, parent_len, sequence, kv, context.last_hidden
@@ -225,8 +227,9 @@ def assemble(chain: Sequence[Segment]) -> AVPContext:
     try:
         kv = tuple(
             tuple(
-                torch.cat([segment.kv[layer][part][..., :taken, :] for segment, taken in pieces],
-                          dim=-2)
+                torch.cat(
+                    [segment.kv[layer][part][..., :taken, :] for segment, taken in pieces], dim=-2
+                )
                 for part in (0, 1)
             )
             for layer in range(len(leaf.kv))
@@ -250,6 +253,4 @@ def _raw(tensor: torch.Tensor) -> memoryview:
     import torch
 
     flat = tensor.detach().contiguous().reshape(-1).view(torch.uint8)
-    return memoryview(flat.numpy()) if flat.numel() else memoryview(b"")
-
-
+    return memoryview(flat.numpy()) if flat.numel() else memoryview(b"")  # type: ignore[arg-type]
