@@ -96,7 +96,6 @@ class ContextStore:
         could not be stored: no reference is ever returned for bytes that are not there.
         """
         key = self._records.save(context)
-        self.put(context)
         return ContextRef(
             key=key,
             context_id=context.context_id,
@@ -132,9 +131,10 @@ class ContextStore:
 
     def collect(self, keep: Iterable[ContextRef | str], *, grace_s: float = 300.0) -> int:
         """Free saved contexts that nothing refers to: delete every record that no reference
-        in ``keep`` (nor a context this process still holds) builds on and that was not used
-        in the last ``grace_s`` seconds (so contexts being saved right now survive). Give it
-        every reference that any process still needs. Returns how many records it deleted."""
+        in ``keep`` builds on and that was not used in the last ``grace_s`` seconds (so
+        contexts being saved right now survive). Give it every reference that any process
+        still needs; a context this process saves again after its record was collected is
+        stored again. Returns how many records it deleted."""
         keys = [ref.key if isinstance(ref, ContextRef) else ref for ref in keep]
         return self._records.collect(keys, grace_s)
 

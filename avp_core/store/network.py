@@ -146,8 +146,14 @@ class RedisBackend(Backend):
         self.evict()
 
     def _read(self, key: str) -> tuple[bytes, str | None] | None:
-        data, parent = self._call(self._client.hmget, self._record(key), ["data", "parent"])
-        if data is None:
+        def run() -> list[Any]:
+            pipe = self._client.pipeline(transaction=False)
+            pipe.hmget(self._record(key), ["data", "parent"])
+            pipe.zscore(self._used, key)
+            return list(pipe.execute())
+
+        (data, parent), used = self._call(run)
+        if data is None or (self.ttl_s is not None and (used or 0) < self._clock() - self.ttl_s):
             return None
         return bytes(data), (parent.decode() or None) if parent else None
 

@@ -120,18 +120,13 @@ class Records:
             self._register(context, _chain_of(segments))
         return context
 
-    def live_keys(self) -> set[str]:
-        """Keys of records whose contexts this process still holds, and their ancestors."""
-        with self._lock:
-            return {key for entry in self._live.values() for key in entry.chain()}
-
     def collect(self, keep: Iterable[str], grace_s: float) -> int:
-        """Delete records that no key in ``keep`` (nor a live context here) builds on and
-        that were not used for ``grace_s`` seconds; returns how many were deleted."""
+        """Delete records that no key in ``keep`` builds on and that were not used for
+        ``grace_s`` seconds; returns how many were deleted."""
         entries = self.backend.entries()
         parents = {entry.key: entry.parent for entry in entries}
         marked: set[str] = set()
-        for start in [*keep, *self.live_keys()]:
+        for start in keep:
             node: str | None = start
             while node is not None and node not in marked:
                 marked.add(node)

@@ -1,0 +1,52 @@
+"""The real PostgreSQL and Redis servers the store tests use (never mocked).
+
+Set ``AVP_SUITE_POSTGRES`` / ``AVP_SUITE_REDIS`` to point elsewhere. Under ``CI=true`` a
+server that is not running fails the test; elsewhere the test skips, saying how to start it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+POSTGRES = os.environ.get("AVP_SUITE_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS = os.environ.get("AVP_SUITE_REDIS", "redis://127.0.0.1:6379/0")
+_HOW = {
+    "PostgreSQL": "start one with `docker run -d -p 5432:5432 -e POSTGRES_HOST_AUTH_METHOD=trust "
+    "postgres:16` (or set AVP_SUITE_POSTGRES)",
+    "Redis": "start one with `docker run -d -p 6379:6379 redis:7` (or set AVP_SUITE_REDIS)",
+}
+
+
+def _missing(service: str, url: str, reason: object) -> None:
+    message = f"{service} is not reachable at {url} ({reason}); {_HOW[service]}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def postgres_dsn() -> str:
+    """The test server's DSN, after checking that it answers."""
+    psycopg = pytest.importorskip("psycopg", reason="pip install 'avp-suite[postgres]'")
+    try:
+        psycopg.connect(POSTGRES, connect_timeout=3).close()
+    except psycopg.Error as exc:
+        _missing("PostgreSQL", POSTGRES, str(exc).strip().splitlines()[0])
+    return POSTGRES
+
+
+def redis_url() -> str:
+    """The test server's URL, after checking that it answers."""
+    redis = pytest.importorskip("redis", reason="pip install 'avp-suite[redis]'")
+    try:
+        redis.Redis.from_url(REDIS, socket_connect_timeout=3).ping()
+    except redis.RedisError as exc:
+        _missing("Redis", REDIS, exc)
+    return REDIS
+
+
+def unique_name(prefix: str = "avp_test") -> str:
+    """A table name or key prefix no other test run uses."""
+    return f"{prefix}_{uuid.uuid4().hex[:12]}"
