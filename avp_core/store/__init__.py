@@ -1,7 +1,7 @@
 """Context stores: live contexts for reuse, and saved contexts in a backend by reference."""
 
 from .backends import Backend, DirectoryBackend, Entry, MemoryBackend, SQLiteBackend
-from .cache import ContextStore, reusable_prefix, same_content
+from .cache import ContextStore, default_store, reusable_prefix, same_content
 from .connect import open_backend
 from .records import ContextRef
 
@@ -13,6 +13,7 @@ __all__ = [
     "Entry",
     "MemoryBackend",
     "SQLiteBackend",
+    "default_store",
     "open_backend",
     "reusable_prefix",
     "same_content",

@@ -269,3 +269,17 @@ def reusable_prefix(
         token_ids, accept=lambda c: connector.check_context(c).latent
     )
     return (context, shared) if shared else (None, 0)
+
+
+_default: ContextStore | None = None
+_default_lock = threading.Lock()
+
+
+def default_store() -> ContextStore:
+    """This process's shared store (memory backend), for carriers given no store: contexts
+    saved there last as long as the process (512 MiB, least recently used evicted first)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = ContextStore(ttl_s=None)
+        return _default

@@ -13,7 +13,7 @@ tensors; :class:`~avp_langgraph.AVPSerializer` restores them from checkpoints.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from langchain_core.messages import (
@@ -27,7 +27,7 @@ from langchain_core.messages import (
 )
 
 from avp_core.context import AVPContext
-from avp_core.store import ContextStore
+from avp_core.store import ContextRef, ContextStore
 
 METADATA_KEY = "avp"
 """The ``response_metadata`` key that holds a message's :class:`ContextHandle`."""
@@ -40,20 +40,47 @@ class ContextHandle(dict[str, Any]):
     """A JSON-able description of a context that also holds the live context (``.context``).
 
     The items are what every serializer sees; ``.context`` is carried along by shallow and
-    deep copies (contexts are immutable, so copies share it) and dropped by pickling.
+    deep copies (contexts are immutable, so copies share it) and dropped by pickling. A handle
+    restored from a checkpoint may hold a loader instead (with ``.ref``, the context's
+    :class:`~avp_core.store.ContextRef`): the context is then read from its store the first
+    time ``.context`` is asked for, and ``None`` if that fails.
     """
 
-    __slots__ = ("context",)
+    __slots__ = ("_context", "_loader", "ref")
 
-    def __init__(self, data: dict[str, Any], context: AVPContext | None = None) -> None:
+    def __init__(
+        self,
+        data: dict[str, Any],
+        context: AVPContext | None = None,
+        *,
+        loader: Callable[[], AVPContext | None] | None = None,
+        ref: ContextRef | None = None,
+    ) -> None:
         super().__init__(data)
-        self.context = context
+        self._context = context
+        self._loader = loader
+        self.ref = ref
+
+    @property
+    def context(self) -> AVPContext | None:
+        loader = self._loader
+        if self._context is None and loader is not None:
+            # two threads may both load: the store hands both the same object
+            self._context = loader()
+            self._loader = None
+        return self._context
+
+    @property
+    def pending(self) -> bool:
+        """Whether the context is still only a reference (not loaded yet)."""
+        return self._context is None and self._loader is not None and self.ref is not None
 
     def __copy__(self) -> ContextHandle:
-        return ContextHandle(self, self.context)
+        return ContextHandle(self, self._context, loader=self._loader, ref=self.ref)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> ContextHandle:
-        return ContextHandle(copy.deepcopy(dict(self), memo), self.context)
+        data = copy.deepcopy(dict(self), memo)
+        return ContextHandle(data, self._context, loader=self._loader, ref=self.ref)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (dict, (dict(self),))

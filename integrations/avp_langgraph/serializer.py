@@ -1,10 +1,12 @@
-"""AVPSerializer: LangGraph checkpoints that keep contexts, through the AVP wire codec.
+"""AVPSerializer: LangGraph checkpoints that keep contexts, by reference to a context store.
 
 Contexts found in a checkpoint (carried by AI messages, or stored as values such as the
-``contexts`` channel) are encoded with :meth:`AVPContext.to_bytes` and stored next to the
-rest of the value, which :class:`JsonPlusSerializer` encodes as usual. Loading decodes them
-with :meth:`AVPContext.from_bytes` (bounded, validated, no code execution) and puts them back
-on their messages, so a graph resumed in another process reuses them. Nothing is pickled.
+``contexts`` channel) are saved to a :class:`~avp_core.ContextStore` (each only once, and
+each as its new positions on top of the context it continues) and the checkpoint holds small
+references to them next to the rest of the value, which :class:`JsonPlusSerializer` encodes
+as usual. Loading puts the references back on their messages, and a context is read from the
+store only when a model asks for it, so a graph resumed in another process reuses them.
+With ``inline=True`` the KV bytes go into the checkpoint itself instead. Nothing is pickled.
 
 Loading is strict: a checkpoint value may name only allow-listed types (see
 :data:`SAFE_TYPES`; add yours with ``allowed_types``), because LangGraph rebuilds a named type
@@ -14,10 +16,14 @@ code in every process that reads it.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import inspect
+import json
 import logging
 import struct
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
 from typing import Any, Literal
 
 import ormsgpack
@@ -26,7 +32,8 @@ from langchain_core.messages import BaseMessage
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
 from avp_core.context import AVPContext
-from avp_core.errors import DecodeError, InvalidRequestError
+from avp_core.errors import DecodeError, InvalidRequestError, StoreError
+from avp_core.store import ContextRef, ContextStore, default_store
 from avp_core.wire.signing import Key
 
 from .messages import METADATA_KEY, ContextHandle, context_of, handle_of
@@ -35,7 +42,8 @@ logger = logging.getLogger("avp_langgraph")
 
 TYPE = "avp"
 """The type tag of values that hold contexts (``dumps_typed`` returns ``(TYPE, bytes)``)."""
-MAGIC = b"AVPCKPT1"
+MAGIC = b"AVPCKPT1"  # followed by contexts as AVP messages (inline=True)
+REF_MAGIC = b"AVPCKREF"  # followed by contexts as JSON references
 _MARKER = "__avp_context__"
 _PLAIN_TYPES = ("null", "bytes", "bytearray", "msgpack")
 _DATETIME = ("datetime", "date", "time", "timedelta", "timezone")
@@ -64,12 +72,20 @@ TypeName = type | tuple[str, ...]
 
 
 class AVPSerializer(JsonPlusSerializer):
-    """A :class:`JsonPlusSerializer` that stores contexts through the AVP wire codec and
+    """A :class:`JsonPlusSerializer` that keeps contexts by reference to a context store and
     loads only allow-listed types.
 
-    - ``compression``: ``None`` or a zstd level (1-22) for the KV bytes.
-    - ``key``: sign contexts when saving and load only contexts signed with it (default:
-      ``$AVP_SUITE_KEY`` when set).
+    - ``store``: where contexts are saved: a :class:`~avp_core.ContextStore`, or a store URI
+      (a directory path, ``sqlite:PATH``, ``postgresql://...``, ``redis://...``). Default:
+      this process's memory store (:func:`~avp_core.store.default_store`), so contexts do not
+      outlive the process; give a persistent store to resume threads in another process.
+      A store that is down or has lost a context costs reuse, never a checkpoint: the
+      message keeps its text, and a warning says what happened.
+    - ``inline``: put each context's KV bytes into the checkpoint instead (every checkpoint
+      then holds every context of the conversation again).
+    - ``compression``: ``None`` or a zstd level (1-22) for inline KV bytes.
+    - ``key``: sign inline contexts and load only contexts signed with it (default:
+      ``$AVP_SUITE_KEY`` when set); a store given as a URI signs its records with it too.
     - ``allowed_types``: your own types (classes or ``(module, name)``) that checkpoints may
       hold besides :data:`SAFE_TYPES`, such as a pydantic state model; ``True`` turns the
       check off (only for a database nobody else can write).
@@ -84,6 +100,8 @@ class AVPSerializer(JsonPlusSerializer):
     def __init__(
         self,
         *,
+        store: ContextStore | str | None = None,
+        inline: bool = False,
         compression: int | None = None,
         key: Key | None = None,
         allowed_types: Iterable[TypeName] | Literal[True] = (),
@@ -101,30 +119,88 @@ class AVPSerializer(JsonPlusSerializer):
                 # newer LangGraph checks types itself; give it the same list, so it stays quiet
                 kwargs.setdefault("allowed_msgpack_modules", sorted(n[:2] for n in allowed))
         super().__init__(**kwargs)
+        if isinstance(store, str):
+            store = ContextStore(backend=store, key=key)
+        self.store = store if store is not None else default_store()
+        self.inline = inline
         self.compression = compression
         self.key = key
         self.allowed_types = allowed
         self.on_invalid_context = on_invalid_context
+        self._collecting = threading.local()
 
     def dumps_typed(self, obj: Any) -> tuple[str, bytes]:
-        found: dict[str, AVPContext] = {}
+        found: dict[str, AVPContext | ContextRef] = {}
         stripped = _strip(obj, found)
         if not found:
             return super().dumps_typed(obj)
         inner_type, data = super().dumps_typed(stripped)
-        blobs = {
-            key: ctx.to_bytes(compression=self.compression, key=self.key)
-            for key, ctx in found.items()
-        }
-        return TYPE, _pack(inner_type, data, blobs)
+        if self.inline:
+            blobs = {}
+            for key, item in found.items():
+                context = self._load(item) if isinstance(item, ContextRef) else item
+                if context is not None:
+                    blobs[key] = context.to_bytes(compression=self.compression, key=self.key)
+            return TYPE, _pack(MAGIC, inner_type, data, blobs)
+        refs = {}
+        for context_id, item in found.items():
+            try:
+                ref = item if isinstance(item, ContextRef) else self.store.save(item)
+                refs[context_id] = json.dumps(ref.to_dict()).encode()
+            except StoreError as exc:  # no reference to bytes that were not stored
+                logger.warning(
+                    "context %s was not saved (%s); the checkpoint keeps its text only",
+                    context_id[:8],
+                    exc,
+                )
+        return TYPE, _pack(REF_MAGIC, inner_type, data, refs)
 
     def loads_typed(self, data: tuple[str, bytes]) -> Any:
         type_, payload = data
         if type_ != TYPE:
             return self._loads_plain(type_, payload)
-        inner_type, inner, blobs = _unpack(payload)
+        magic, inner_type, inner, blobs = _unpack(payload)
         value = self._loads_plain(inner_type, inner)
-        return _restore(value, {key: self._context(key, blob) for key, blob in blobs.items()})
+        if magic == MAGIC:
+            return _restore(value, {key: self._context(key, blob) for key, blob in blobs.items()})
+        refs = {key: self._ref(key, blob) for key, blob in blobs.items()}
+        seen = getattr(self._collecting, "refs", None)
+        if seen is not None:  # listing references only: load nothing
+            seen.update(ref for ref in refs.values() if ref is not None)
+            return _restore(value, {}, {})
+        return _restore(value, {}, refs, self._load)
+
+    @contextlib.contextmanager
+    def references(self) -> Iterator[set[ContextRef]]:
+        """Within this block, loading a checkpoint in this thread loads no context and adds
+        the references it holds to the yielded set (see :func:`collect_garbage`)."""
+        refs: set[ContextRef] = set()
+        self._collecting.refs = refs
+        try:
+            yield refs
+        finally:
+            self._collecting.refs = None
+
+    def _ref(self, context_id: str, blob: memoryview) -> ContextRef | None:
+        try:
+            return ContextRef.from_dict(json.loads(bytes(blob)))
+        except (DecodeError, ValueError) as exc:
+            return self._invalid(context_id, DecodeError(f"bad context reference: {exc}"))
+
+    def _load(self, ref: ContextRef) -> AVPContext | None:
+        try:
+            return self.store.load(ref)
+        except (StoreError, DecodeError) as exc:
+            return self._invalid(ref.context_id, exc)
+
+    def _invalid(self, context_id: str, exc: Exception) -> Any:
+        """Raise, or warn and return None (the message keeps its text)."""
+        if self.on_invalid_context == "raise":
+            if isinstance(exc, DecodeError):
+                raise exc
+            raise DecodeError(f"context {context_id[:8]} cannot be loaded: {exc}") from exc
+        logger.warning("checkpoint context %s dropped (%s); using its text", context_id[:8], exc)
+        return None
 
     def _loads_plain(self, type_: str, payload: bytes) -> Any:
         if self.allowed_types is not True:
@@ -142,10 +218,7 @@ class AVPSerializer(JsonPlusSerializer):
         try:
             return AVPContext.from_bytes(blob, copy=True, key=self.key)
         except DecodeError as exc:
-            if self.on_invalid_context == "raise":
-                raise
-            logger.warning("checkpoint context %s dropped (%s); using its text", key[:8], exc)
-            return None
+            return self._invalid(key, exc)
 
 
 def _type_names(types: Iterable[TypeName]) -> frozenset[tuple[str, ...]]:
@@ -195,15 +268,17 @@ def _check_names(payload: bytes, allowed: frozenset[tuple[str, ...]]) -> None:
         raise DecodeError(reason) from None
 
 
-def _strip(value: Any, found: dict[str, AVPContext]) -> Any:
+def _strip(value: Any, found: dict[str, AVPContext | ContextRef]) -> Any:
     """Collect contexts; return ``value`` with bare contexts replaced by markers (a new
     container only where something was replaced)."""
     if isinstance(value, AVPContext):
         found[value.context_id] = value
         return {_MARKER: value.context_id}
     if isinstance(value, BaseMessage):
-        context = context_of(value)
-        if context is not None:
+        handle = handle_of(value)
+        if isinstance(handle, ContextHandle) and handle.pending and handle.ref is not None:
+            found[handle.ref.context_id] = handle.ref  # saved already: keep the reference
+        elif (context := context_of(value)) is not None:
             found[context.context_id] = context
         return value
     if isinstance(value, dict):
@@ -218,33 +293,53 @@ def _strip(value: Any, found: dict[str, AVPContext]) -> Any:
     return value
 
 
-def _restore(value: Any, contexts: dict[str, AVPContext | None]) -> Any:
-    """Put decoded contexts back: markers become contexts (None for one dropped), messages
-    get their live handle."""
+def _restore(
+    value: Any,
+    contexts: dict[str, AVPContext | None],
+    refs: dict[str, ContextRef | None] | None = None,
+    load: Any = None,
+) -> Any:
+    """Put contexts back: markers become contexts (None for one dropped or not loaded),
+    messages get their live handle, or a handle that loads the context on first use."""
+    refs = refs or {}
     if isinstance(value, BaseMessage):
         handle = handle_of(value)
-        if handle is not None and contexts.get(handle["context_id"]) is not None:
-            context = contexts[handle["context_id"]]
-            value.response_metadata[METADATA_KEY] = ContextHandle(dict(handle), context)
+        if handle is None:
+            return value
+        context_id = handle["context_id"]
+        if contexts.get(context_id) is not None:
+            value.response_metadata[METADATA_KEY] = ContextHandle(
+                dict(handle), contexts[context_id]
+            )
+        elif (ref := refs.get(context_id)) is not None and load is not None:
+            loader = functools.partial(load, ref)
+            value.response_metadata[METADATA_KEY] = ContextHandle(
+                dict(handle), loader=loader, ref=ref
+            )
         return value
     if isinstance(value, dict):
-        if set(value) == {_MARKER} and value[_MARKER] in contexts:
-            return contexts[value[_MARKER]]
+        if set(value) == {_MARKER} and isinstance(value[_MARKER], str):
+            context_id = value[_MARKER]
+            if context_id in contexts:
+                return contexts[context_id]
+            ref = refs.get(context_id)
+            return load(ref) if ref is not None and load is not None else None
         for key, item in value.items():
-            value[key] = _restore(item, contexts)
+            value[key] = _restore(item, contexts, refs, load)
         return value
     if isinstance(value, list):
-        value[:] = [_restore(item, contexts) for item in value]
+        value[:] = [_restore(item, contexts, refs, load) for item in value]
         return value
     if isinstance(value, tuple):
-        return tuple(_restore(item, contexts) for item in value)
+        return tuple(_restore(item, contexts, refs, load) for item in value)
     return value
 
 
-def _pack(inner_type: str, data: bytes, blobs: dict[str, bytes]) -> bytes:
-    """MAGIC, the inner (type, bytes), then each context id and its AVP message."""
+def _pack(magic: bytes, inner_type: str, data: bytes, blobs: dict[str, bytes]) -> bytes:
+    """``magic``, the inner (type, bytes), then each context id and its AVP message
+    (``MAGIC``) or JSON reference (``REF_MAGIC``)."""
     kind = inner_type.encode()
-    parts = [MAGIC, struct.pack("<H", len(kind)), kind, struct.pack("<Q", len(data)), data]
+    parts = [magic, struct.pack("<H", len(kind)), kind, struct.pack("<Q", len(data)), data]
     parts.append(struct.pack("<I", len(blobs)))
     for key, blob in blobs.items():
         raw = key.encode()
@@ -252,9 +347,10 @@ def _pack(inner_type: str, data: bytes, blobs: dict[str, bytes]) -> bytes:
     return b"".join(parts)
 
 
-def _unpack(payload: bytes) -> tuple[str, bytes, dict[str, memoryview]]:
+def _unpack(payload: bytes) -> tuple[bytes, str, bytes, dict[str, memoryview]]:
     view = memoryview(payload)
-    if bytes(view[: len(MAGIC)]) != MAGIC:
+    magic = bytes(view[: len(MAGIC)])
+    if magic not in (MAGIC, REF_MAGIC):
         raise DecodeError("not an AVPSerializer checkpoint value (bad magic)")
     offset = len(MAGIC)
 
@@ -283,4 +379,4 @@ def _unpack(payload: bytes) -> tuple[str, bytes, dict[str, memoryview]]:
         blobs[key] = take(number("<Q"))
     if offset != len(view):
         raise DecodeError("trailing bytes after an AVPSerializer checkpoint value")
-    return inner_type, inner, blobs
+    return magic, inner_type, inner, blobs

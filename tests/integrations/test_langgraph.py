@@ -409,7 +409,8 @@ CHECKPOINT_SCRIPT = textwrap.dedent(
 
     def saver(path):
         conn = sqlite3.connect(path, check_same_thread=False)
-        return SqliteSaver(conn, serde=AVPSerializer())
+        # contexts go to a store beside the database, so another process can read them
+        return SqliteSaver(conn, serde=AVPSerializer(store=f"sqlite:{path}.contexts"))
 
     CONFIG = {"configurable": {"thread_id": "t1"}}
 

@@ -100,22 +100,26 @@ def test_own_types_load_once_allowed():
     assert AVPSerializer(allowed_types=True).loads_typed(data) == value
 
 
-def test_signed_checkpoints_load_only_with_their_key(qwen, tmp_path, caplog):
+@pytest.mark.parametrize("where", ["inline", "store"])
+def test_signed_checkpoints_load_only_with_their_key(qwen, tmp_path, caplog, where):
     db = tmp_path / "c.sqlite"
-    _run_once(qwen, db, key=KEY)
-    signed = _graph(qwen, _saver(db, key=KEY)).get_state(CONFIG).values["messages"][-1]
+    # contexts in the checkpoint itself, or in a store that signs its records
+    kept = {"inline": True} if where == "inline" else {"store": f"sqlite:{tmp_path}/ctx.db"}
+    _run_once(qwen, db, key=KEY, **kept)
+    signed = _graph(qwen, _saver(db, key=KEY, **kept)).get_state(CONFIG).values["messages"][-1]
     assert context_of(signed) is not None
 
     with caplog.at_level(logging.WARNING, logger="avp_langgraph"):
-        state = _graph(qwen, _saver(db, key=b"another-key-0123456789")).get_state(CONFIG)
-    reply = state.values["messages"][-1]
-    assert isinstance(reply, AIMessage) and reply.content == signed.content
-    assert context_of(reply) is None and "signature does not match" in caplog.text
+        state = _graph(qwen, _saver(db, key=b"another-key-0123456789", **kept)).get_state(CONFIG)
+        reply = state.values["messages"][-1]
+        assert isinstance(reply, AIMessage) and reply.content == signed.content
+        assert context_of(reply) is None and "signature does not match" in caplog.text
     with pytest.raises(DecodeError, match="signature"):
-        _graph(qwen, _saver(db, key=KEY[::-1], on_invalid_context="raise")).get_state(CONFIG)
+        graph = _graph(qwen, _saver(db, key=KEY[::-1], on_invalid_context="raise", **kept))
+        context_of(graph.get_state(CONFIG).values["messages"][-1])
 
     # the graph goes on from a checkpoint whose context was dropped: B reads the text
-    resumed = _graph(qwen, _saver(db, key=b"another-key-0123456789"))
+    resumed = _graph(qwen, _saver(db, key=b"another-key-0123456789", **kept))
     after = resumed.invoke({"messages": [HumanMessage("And?")]}, CONFIG)
     assert after["messages"][-1].response_metadata["avp"]["reused_tokens"] == 0
 
@@ -129,14 +133,14 @@ def test_a_damaged_checkpoint_container_is_a_decode_error():
 
 def test_a_context_that_decodes_but_cannot_be_one_is_dropped_or_a_decode_error(qwen, caplog):
     import torch
-    from avp_langgraph.serializer import _pack
+    from avp_langgraph.serializer import MAGIC, _pack
 
     from avp_core import wire
 
     mixed = [(torch.randn(1, 2, 3, 4),) * 2, (torch.randn(1, 2, 4, 4),) * 2]  # 3 vs 4 positions
     blob = wire.encode_kv_cache(mixed, token_ids=[1, 2, 3])
     inner_type, inner = AVPSerializer().dumps_typed({"contexts": {"a": {"__avp_context__": "x"}}})
-    value = ("avp", _pack(inner_type, inner, {"x": blob}))
+    value = ("avp", _pack(MAGIC, inner_type, inner, {"x": blob}))
     with pytest.raises(DecodeError, match="positions"):
         AVPSerializer(on_invalid_context="raise").loads_typed(value)
     with caplog.at_level(logging.WARNING, logger="avp_langgraph"):
