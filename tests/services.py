@@ -50,3 +50,52 @@ def redis_url() -> str:
 def unique_name(prefix: str = "avp_test") -> str:
     """A table name or key prefix no other test run uses."""
     return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+class RedisServer:
+    """A private, real ``redis-server`` process on a free port, which a test can stop to
+    see what an outage does (the shared server must stay up for other tests)."""
+
+    def __init__(self) -> None:
+        import shutil
+        import socket
+        import subprocess
+        import time
+
+        binary = shutil.which("redis-server")
+        if binary is None:
+            _missing("Redis", "redis-server on PATH", "not installed")
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._process = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or self._process.poll() is not None:
+                    self.stop()
+                    _missing("Redis", self.url, "redis-server did not start")
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self._process.poll() is None:
+            self._process.kill()
+            self._process.wait(timeout=10)
