@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..context import AVPContext, common_prefix_length
-from ..errors import InvalidRequestError
+from ..errors import InvalidRequestError, StoreUnavailableError
 from ..reuse.index import SegmentIndex
 from .backends import Backend, MemoryBackend
 from .persist import Records
@@ -40,7 +40,9 @@ class ContextStore:
     :func:`~avp_core.store.open_backend` (``"memory:"``, a directory path, ``"sqlite:PATH"``,
     ``"postgresql://..."``, ``"redis://..."``); default: memory, bounded by ``max_bytes``.
     ``key`` signs saved records and requires the signature on load (default:
-    ``$AVP_SUITE_KEY`` when set); ``compression`` is a zstd level for them.
+    ``$AVP_SUITE_KEY`` when set); ``compression`` is a zstd level for them. After the backend
+    fails to answer, ``save`` and ``load`` fail at once for ``retry_after_s`` seconds instead
+    of waiting on a server that is down each time.
     """
 
     def __init__(
@@ -51,6 +53,7 @@ class ContextStore:
         backend: Backend | str | None = None,
         key: Key | None = None,
         compression: int | None = None,
+        retry_after_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         from ..wire.signing import default_key
@@ -66,6 +69,8 @@ class ContextStore:
         elif isinstance(backend, str):
             backend = open_backend(backend)
         self._records = Records(backend, key=default_key(key), compression=compression)
+        self.retry_after_s = retry_after_s
+        self._down_until = 0.0
         self._lock = threading.Lock()
         self._entries: OrderedDict[str, tuple[AVPContext, float]] = OrderedDict()
         self._bytes = 0
@@ -95,7 +100,8 @@ class ContextStore:
         :class:`~avp_core.errors.StoreError` (or ``StoreUnavailableError``) when the bytes
         could not be stored: no reference is ever returned for bytes that are not there.
         """
-        key = self._records.save(context)
+        key = self._guarded(self._records.save, context)
+        self.put(context)  # kept live too: the next turn usually continues it
         return ContextRef(
             key=key,
             context_id=context.context_id,
@@ -114,7 +120,7 @@ class ContextStore:
         The context is not trusted: a connector verifies it before its first reuse.
         """
         key = ref.key if isinstance(ref, ContextRef) else ref
-        context = self._records.load(key)
+        context = self._guarded(self._records.load, key)
         if isinstance(ref, ContextRef) and ref.context_id != context.context_id:
             context = AVPContext(
                 sequence=context.sequence,
@@ -137,6 +143,20 @@ class ContextStore:
         stored again. Returns how many records it deleted."""
         keys = [ref.key if isinstance(ref, ContextRef) else ref for ref in keep]
         return self._records.collect(keys, grace_s)
+
+    def _guarded(self, action: Callable[[Any], Any], argument: Any) -> Any:
+        """Run a backend action, failing at once while the backend is known to be down."""
+        wait = self._down_until - self._clock()
+        if wait > 0:
+            raise StoreUnavailableError(
+                f"context store {self.backend.uri} did not answer; not trying again for "
+                f"{wait:.0f} s"
+            )
+        try:
+            return action(argument)
+        except StoreUnavailableError:
+            self._down_until = self._clock() + self.retry_after_s
+            raise
 
     def close(self) -> None:
         """Empty the live cache and close the backend's connections."""

@@ -23,6 +23,7 @@ import json
 import logging
 import struct
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from typing import Any, Literal
 
@@ -128,6 +129,7 @@ class AVPSerializer(JsonPlusSerializer):
         self.allowed_types = allowed
         self.on_invalid_context = on_invalid_context
         self._collecting = threading.local()
+        self._warned: OrderedDict[str, None] = OrderedDict()
 
     def dumps_typed(self, obj: Any) -> tuple[str, bytes]:
         found: dict[str, AVPContext | ContextRef] = {}
@@ -148,10 +150,8 @@ class AVPSerializer(JsonPlusSerializer):
                 ref = item if isinstance(item, ContextRef) else self.store.save(item)
                 refs[context_id] = json.dumps(ref.to_dict()).encode()
             except StoreError as exc:  # no reference to bytes that were not stored
-                logger.warning(
-                    "context %s was not saved (%s); the checkpoint keeps its text only",
-                    context_id[:8],
-                    exc,
+                self._warn_once(
+                    context_id, f"was not saved ({exc}); the checkpoint keeps its text only"
                 )
         return TYPE, _pack(REF_MAGIC, inner_type, data, refs)
 
@@ -199,8 +199,17 @@ class AVPSerializer(JsonPlusSerializer):
             if isinstance(exc, DecodeError):
                 raise exc
             raise DecodeError(f"context {context_id[:8]} cannot be loaded: {exc}") from exc
-        logger.warning("checkpoint context %s dropped (%s); using its text", context_id[:8], exc)
+        self._warn_once(context_id, f"dropped ({exc}); using its text")
         return None
+
+    def _warn_once(self, context_id: str, what: str) -> None:
+        """Log ``context <id> <what>`` once per context (every checkpoint repeats them)."""
+        if context_id in self._warned:
+            return
+        self._warned[context_id] = None
+        if len(self._warned) > 4096:
+            self._warned.popitem(last=False)
+        logger.warning("checkpoint context %s %s", context_id[:8], what)
 
     def _loads_plain(self, type_: str, payload: bytes) -> Any:
         if self.allowed_types is not True:
