@@ -191,13 +191,10 @@ class AVPAssistantAgent(BaseChatAgent):
         self._history.clear()
 
     async def save_state(self) -> Mapping[str, Any]:
-        """The history as dumped messages; only the context the agent would continue next is
-        kept as bytes (the others are text only, to keep the state small)."""
-        anchor, _ = self._anchor()
-        history = [
-            m.dump(include_context=m is anchor) if isinstance(m, LatentMessage) else m.dump()
-            for m in self._history
-        ]
+        """The history as dumped messages: contexts as references to
+        :attr:`LatentMessage.store` (each position stored once, however many messages and
+        states refer to it)."""
+        history = [m.dump() for m in self._history]
         return AVPAssistantAgentState(history=history).model_dump()
 
     async def load_state(self, state: Mapping[str, Any]) -> None:

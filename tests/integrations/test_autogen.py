@@ -39,7 +39,8 @@ from autogen_core.models import (
 from avp_autogen import AVPAssistantAgent, AVPChatCompletionClient, LatentMessage
 from avp_autogen._threads import stream_in_thread
 
-from avp_core import wire
+from avp_core import ContextStore, wire
+from avp_core.store import MemoryBackend
 from avp_suite.bench.workload import ChainWorkload, measure
 from avp_suite.chains.autogen import run_chain
 
@@ -137,12 +138,21 @@ def test_latent_message_is_text_for_every_reader(qwen):
     assert LatentMessage(content="hi", source="x").context is None
 
 
-def test_latent_message_dump_load_carries_context_as_wire_bytes(qwen):
+@pytest.mark.parametrize("where", ["store", "inline"])
+def test_latent_message_dump_load_carries_its_context(qwen, monkeypatch, where):
+    backend = MemoryBackend()
+    monkeypatch.setattr(LatentMessage, "inline", where == "inline")
+    monkeypatch.setattr(LatentMessage, "store", ContextStore(backend=backend))
     generation = qwen.generate("Plan a trip.", max_new_tokens=4, source_agent="planner")
     message = LatentMessage(content=generation.text, source="planner", context=generation.context)
     data = json.loads(json.dumps(message.dump()))  # JSON-able: no pickle, no tensors
-    raw = base64.b64decode(data["avp_context"])
-    assert raw[:2] == wire.MAGIC
+    if where == "inline":
+        assert base64.b64decode(data["avp_context"])[:2] == wire.MAGIC
+    else:  # a small reference; the KV is in the store
+        assert data["avp_context"] is None and len(json.dumps(data["avp_ref"])) < 300
+        assert data["avp_ref"]["key"] == message.ref.key
+    # read back as another process would: a fresh store on the same backend
+    monkeypatch.setattr(LatentMessage, "store", ContextStore(backend=backend))
     loaded = LatentMessage.load(data)
     assert (loaded.id, loaded.content, loaded.source) == (message.id, message.content, "planner")
     restored = loaded.context
@@ -156,7 +166,8 @@ def test_latent_message_dump_load_carries_context_as_wire_bytes(qwen):
     assert no_context.context is None and no_context.content == message.content
 
 
-def test_latent_message_with_corrupt_context_keeps_its_text(qwen, caplog):
+def test_latent_message_with_corrupt_context_keeps_its_text(qwen, caplog, monkeypatch):
+    monkeypatch.setattr(LatentMessage, "inline", True)
     generation = qwen.generate("Plan a trip.", max_new_tokens=4)
     data = dict(LatentMessage(content="ok", source="a", context=generation.context).dump())
     raw = bytearray(base64.b64decode(data["avp_context"]))
@@ -166,6 +177,20 @@ def test_latent_message_with_corrupt_context_keeps_its_text(qwen, caplog):
             loaded = LatentMessage.load({**data, "avp_context": bad})
         assert loaded.context is None and loaded.content == "ok"
     assert "dropping its context" in caplog.text
+
+
+def test_latent_message_whose_stored_context_is_gone_keeps_its_text(qwen, caplog, monkeypatch):
+    backend = MemoryBackend()
+    monkeypatch.setattr(LatentMessage, "store", ContextStore(backend=backend))
+    generation = qwen.generate("Plan a trip.", max_new_tokens=4)
+    data = dict(LatentMessage(content="ok", source="a", context=generation.context).dump())
+    backend.delete([data["avp_ref"]["key"]])
+    monkeypatch.setattr(LatentMessage, "store", ContextStore(backend=backend))
+    for ref in (data["avp_ref"], {**data["avp_ref"], "key": "../x"}):
+        with caplog.at_level(logging.WARNING, logger="avp_autogen"):
+            loaded = LatentMessage.load({**data, "avp_ref": ref})
+        assert loaded.context is None and loaded.content == "ok"
+    assert "context not loaded" in caplog.text and "bad context reference" in caplog.text
 
 
 # -- AVPAssistantAgent in teams ---------------------------------------------------------------
@@ -326,9 +351,11 @@ def test_agent_state_keeps_its_history_and_the_context_it_continues(qwen, latent
     agents, messages, _ = latent_run
     state = json.loads(json.dumps(run(agents[0].save_state())))
     assert state["type"] == "AVPAssistantAgentState"
-    with_context = [m for m in state["history"] if m.get("avp_context")]
     own_last = messages[3]  # the planner spoke at turns 1 and 4; 5 and 6 are still buffered
-    assert [m["id"] for m in with_context] == [own_last.id]  # only what it would continue
+    latent = [m for m in agents[0].history if isinstance(m, LatentMessage)]
+    referenced = [m["id"] for m in state["history"] if m.get("avp_ref")]
+    assert referenced == [m.id for m in latent] and own_last.id in referenced
+    assert not any(m.get("avp_context") for m in state["history"])  # no KV in the state
     fresh = latent_agents(qwen)[0]
     run(fresh.load_state(state))
     assert [m.content for m in fresh.history] == [m.content for m in agents[0].history]
@@ -351,10 +378,11 @@ _RESUME = textwrap.dedent(
     from autogen_agentchat.conditions import MaxMessageTermination
     from autogen_agentchat.teams import RoundRobinGroupChat
     from avp_autogen import AVPAssistantAgent, LatentMessage
-    from avp_core import HuggingFaceConnector
+    from avp_core import ContextStore, HuggingFaceConnector
 
     async def main():
         state_file, names, roles, tokens = sys.argv[1], *json.loads(sys.argv[2])
+        LatentMessage.store = ContextStore(backend=sys.argv[3])  # where the state's KV is
         llm = HuggingFaceConnector.from_pretrained("tiny-qwen2")
         agents = [
             AVPAssistantAgent(n, connector=llm, system_message=r, max_new_tokens=tokens)
@@ -374,15 +402,30 @@ _RESUME = textwrap.dedent(
 )
 
 
-def test_team_save_state_then_load_state_in_a_fresh_process(qwen, latent_run, tmp_path):
+def test_team_save_state_then_load_state_in_a_fresh_process(
+    qwen, latent_run, tmp_path, monkeypatch
+):
+    contexts = str(tmp_path / "contexts")
+    monkeypatch.setattr(LatentMessage, "store", ContextStore(backend=contexts))
     team = round_robin(latent_agents(qwen), turns=3)
     first = replies(run(team.run(task=TASK)))
     state_file = tmp_path / "team.json"
-    state_file.write_text(json.dumps(run(team.save_state())))
+    state = json.dumps(run(team.save_state()))
+    state_file.write_text(state)
+    # references only: every message of every agent, each position of KV stored once
+    assert len(state) < 60_000
+    stored = LatentMessage.store.backend.nbytes()
+    assert stored < 1.5 * sum(m.context.nbytes for m in first)
     script = tmp_path / "resume.py"
     script.write_text(_RESUME)
     done = subprocess.run(
-        [sys.executable, str(script), str(state_file), json.dumps([NAMES, ROLES, TOKENS])],
+        [
+            sys.executable,
+            str(script),
+            str(state_file),
+            json.dumps([NAMES, ROLES, TOKENS]),
+            contexts,
+        ],
         capture_output=True,
         text=True,
         timeout=300,

@@ -18,6 +18,7 @@ KEY = b"autogen-key-0123456789abcdef"
 
 def test_signed_latent_messages_load_only_with_the_key(qwen, monkeypatch, caplog):
     generation = qwen.generate([{"role": "user", "content": "Plan."}], max_new_tokens=4)
+    monkeypatch.setattr(LatentMessage, "inline", True)  # stores sign their own records
     monkeypatch.setattr(LatentMessage, "key", KEY)
     message = LatentMessage(content=generation.text, source="a", context=generation.context)
     signed = dict(message.dump())
