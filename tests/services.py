@@ -1,13 +1,16 @@
 """The real PostgreSQL and Redis servers the store tests use (never mocked).
 
-Set ``AVP_SUITE_POSTGRES`` / ``AVP_SUITE_REDIS`` to point elsewhere. Under ``CI=true`` a
-server that is not running fails the test; elsewhere the test skips, saying how to start it.
+Set ``AVP_SUITE_POSTGRES`` / ``AVP_SUITE_REDIS`` to point elsewhere. Under ``CI=true`` (and
+in the tox ``stores`` env) a server that is not running fails the test; elsewhere the test
+skips, saying how to start it.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import uuid
+from typing import Any
 
 import pytest
 
@@ -20,16 +23,32 @@ _HOW = {
 }
 
 
+def _required() -> bool:
+    return os.environ.get("CI") == "true" or os.environ.get("AVP_SUITE_REQUIRE_SERVICES") == "1"
+
+
 def _missing(service: str, url: str, reason: object) -> None:
     message = f"{service} is not reachable at {url} ({reason}); {_HOW[service]}"
-    if os.environ.get("CI") == "true":
+    if _required():
         pytest.fail(message)
     pytest.skip(message)
 
 
+def require(module: str, install: str) -> Any:
+    """Import ``module``; where services are required (tox ``stores``), its absence fails
+    the test instead of skipping it, so that env cannot pass having run nothing."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        message = f"{module} is not installed: pip install {install}"
+        if os.environ.get("AVP_SUITE_REQUIRE_SERVICES") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
 def postgres_dsn() -> str:
     """The test server's DSN, after checking that it answers."""
-    psycopg = pytest.importorskip("psycopg", reason="pip install 'avp-suite[postgres]'")
+    psycopg = require("psycopg", "'avp-suite[postgres]'")
     try:
         psycopg.connect(POSTGRES, connect_timeout=3).close()
     except psycopg.Error as exc:
@@ -39,7 +58,7 @@ def postgres_dsn() -> str:
 
 def redis_url() -> str:
     """The test server's URL, after checking that it answers."""
-    redis = pytest.importorskip("redis", reason="pip install 'avp-suite[redis]'")
+    redis = require("redis", "'avp-suite[redis]'")
     try:
         redis.Redis.from_url(REDIS, socket_connect_timeout=3).ping()
     except redis.RedisError as exc:

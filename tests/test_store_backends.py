@@ -10,7 +10,7 @@ import time
 
 import pytest
 import torch
-from services import postgres_dsn, redis_url, unique_name
+from services import postgres_dsn, redis_url, require, unique_name
 
 from avp_core import AVPContext, ContextStore
 from avp_core.errors import (
@@ -267,7 +267,7 @@ def test_open_backend_names(tmp_path):
 @pytest.mark.services
 @pytest.mark.parametrize("kind", ["postgres", "redis"])
 def test_unreachable_server_is_a_clear_error_at_once(kind):
-    pytest.importorskip("psycopg" if kind == "postgres" else "redis")
+    require(*(("psycopg", "psycopg") if kind == "postgres" else ("redis", "redis")))
     from avp_core.store.network import PostgresBackend, RedisBackend
 
     start = time.perf_counter()

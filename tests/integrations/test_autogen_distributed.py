@@ -15,12 +15,12 @@ import pytest
 from autogen_agentchat.messages import TextMessage
 from autogen_core import AgentId, CancellationToken
 from avp_autogen import AVPAssistantAgent
-from services import redis_url, unique_name
+from services import redis_url, require, unique_name
 
 from avp_core.store.network import RedisBackend
 
 pytestmark = pytest.mark.services
-grpc_runtime = pytest.importorskip("autogen_ext.runtimes.grpc", reason="autogen-ext[grpc]")
+grpc_runtime = require("autogen_ext.runtimes.grpc", "'autogen-ext[grpc]'")
 
 WORKER = textwrap.dedent(
     """

@@ -23,7 +23,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, MessagesState, StateGraph
-from services import RedisServer, postgres_dsn, unique_name
+from services import RedisServer, postgres_dsn, require, unique_name
 
 from avp_core import ContextStore
 from avp_core.store import SQLiteBackend
@@ -80,6 +80,7 @@ def test_a_thread_stores_each_position_once(qwen, tmp_path):
     assert sizes["inline"] > 20 * (stored + sizes["text"])
 
 
+@pytest.mark.services
 def test_a_store_that_goes_down_costs_reuse_not_checkpoints(qwen, tmp_path, caplog):
     server = RedisServer()
     try:
@@ -178,7 +179,7 @@ POSTGRES_SCRIPT = textwrap.dedent(
 
 @pytest.mark.services
 def test_postgres_saver_thread_resumes_in_another_process_reusing_its_kv(tmp_path):
-    pytest.importorskip("langgraph.checkpoint.postgres")
+    require("langgraph.checkpoint.postgres", "langgraph-checkpoint-postgres")
     import psycopg
 
     dsn, schema = postgres_dsn(), unique_name()
