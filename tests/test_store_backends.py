@@ -18,6 +18,7 @@ from avp_core.errors import (
     ContextNotFoundError,
     DecodeError,
     InvalidRequestError,
+    StoreError,
     StoreUnavailableError,
 )
 from avp_core.store import ContextRef, DirectoryBackend, MemoryBackend, SQLiteBackend, open_backend
@@ -194,6 +195,21 @@ def test_max_bytes_evicts_leaves_before_what_they_build_on(backend_factory):
     assert others[-1].key in held
     for ref, parent in zip(refs[1:], refs):  # no record outlives the record it builds on
         assert ref.key not in held or parent.key in held
+
+
+def test_a_conversation_larger_than_max_bytes_starts_a_new_chain(backend_factory):
+    probe = _synthetic(range(32))
+    limit = int(probe.nbytes * 5.5)
+    store = ContextStore(backend=backend_factory(max_bytes=limit))
+    context, refs = probe, []
+    for step in range(5):  # 32 positions more each turn: the chain outgrows the store
+        refs.append(store.save(context))
+        assert store.backend.nbytes() <= limit
+        context = _extend(context, range(100 + 32 * step, 132 + 32 * step), step + 20)
+    reader = ContextStore(backend=backend_factory(max_bytes=limit))
+    assert reader.load(refs[-1]).seq_len == refs[-1].seq_len  # the latest is always whole
+    with pytest.raises(StoreError, match="does not fit"):
+        store.save(_synthetic(range(200), seed=7))
 
 
 def test_ttl_expires_records(backend_factory):

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..context import AVPContext
-from ..errors import ContextNotFoundError
+from ..errors import ContextNotFoundError, StoreError
 from .backends import Backend
 from .records import Segment, assemble, check_key, decode_record, encode_record
 
@@ -83,17 +83,33 @@ class Records:
             if parent is not None and self.backend.touch(parent.chain()) != parent.depth + 1:
                 self._live.pop(parent.key, None)  # evicted meanwhile: store in full
                 parent, shared = None, 0
-            record_key, data = encode_record(
-                context,
-                parent.key if parent else None,
-                shared,
-                compression=self.compression,
-                key=self.key,
-            )
-            depth = parent.depth + 1 if parent else 0
-            self.backend.put(record_key, data, parent.key if parent else None, depth)
-            self._register(context, _Saved(record_key, parent, depth))
-            return record_key
+            saved = self._put(context, parent, shared)
+            if saved is None and parent is not None:
+                # the context and what it builds on exceed max_bytes: store it whole, so
+                # it no longer needs its ancestors (which are evicted in their turn)
+                saved = self._put(context, None, 0)
+            if saved is None:
+                raise StoreError(
+                    f"a context of {context.nbytes:,} bytes does not fit in "
+                    f"{self.backend.uri} (max_bytes={self.backend.max_bytes})"
+                )
+            self._register(context, saved)
+            return saved.key
+
+    def _put(self, context: AVPContext, parent: _Saved | None, shared: int) -> _Saved | None:
+        """Write one record; None if the backend evicted it (or a record it builds on) at
+        once to stay within its bounds."""
+        record_key, data = encode_record(
+            context,
+            parent.key if parent else None,
+            shared,
+            compression=self.compression,
+            key=self.key,
+        )
+        depth = parent.depth + 1 if parent else 0
+        self.backend.put(record_key, data, parent.key if parent else None, depth)
+        saved = _Saved(record_key, parent, depth)
+        return saved if self.backend.touch(saved.chain()) == depth + 1 else None
 
     def load(self, record_key: str) -> AVPContext:
         """The context stored under ``record_key`` (the live object if this process holds
