@@ -21,6 +21,7 @@ BENCHMARKS: dict[str, str] = {
     "fidelity": "avp_suite.bench.fidelity",
     "patterns": "avp_suite.bench.patterns",
     "tools": "avp_suite.bench.tools",
+    "store": "avp_suite.bench.store",
 }
 
 

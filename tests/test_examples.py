@@ -19,16 +19,29 @@ from frameworks_here import FRAMEWORK_MODULES, installed, pinned_version
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
+SERVICES = "services_"
+"""Examples named ``services_<framework>_*`` need PostgreSQL or Redis (marked ``services``):
+the tox ``stores`` env runs them; elsewhere they are skipped."""
 
 
 def _framework(path: Path) -> str | None:
     """The framework an example uses (its file-name prefix), or None for core examples."""
-    return next((name for name in FRAMEWORK_MODULES if path.name.startswith(name)), None)
+    name = path.name.removeprefix(SERVICES)
+    return next((fw for fw in FRAMEWORK_MODULES if name.startswith(fw)), None)
 
 
-@pytest.mark.parametrize("example", EXAMPLES, ids=[p.name for p in EXAMPLES])
+@pytest.mark.parametrize(
+    "example",
+    [
+        pytest.param(p, marks=pytest.mark.services) if p.name.startswith(SERVICES) else p
+        for p in EXAMPLES
+    ],
+    ids=[p.name for p in EXAMPLES],
+)
 def test_example_runs(example):
     only = os.environ.get("AVP_SUITE_FRAMEWORK")  # set by a framework's tox env
+    if example.name.startswith(SERVICES) and os.environ.get("AVP_SUITE_REQUIRE_SERVICES") != "1":
+        pytest.skip("examples that need PostgreSQL or Redis run in the tox stores env")
     if only and not example.name.startswith(only):
         pytest.skip(f"the {only} env runs only its own examples")
     framework = _framework(example)

@@ -16,9 +16,9 @@ from typing import Any
 def _color(series: str) -> str | None:
     """Text (the baseline) grey, exact latent blue, approximate: thinking orange, segment
     reuse purple (teal with anchors), darker for more recompute."""
-    if series in ("text", "dense"):
+    if series in ("text", "dense", "text + final context", "codec round trip"):
         return "#9aa5b1"
-    if series in ("latent", "exact"):
+    if series in ("latent", "exact", "with contexts", "through the store"):
         return "#2b7bb9"
     if series == "handoff":
         return "#5aa469"
@@ -314,6 +314,43 @@ def _segment_curves(payload: dict[str, Any], path: str | Path) -> Path | None:
     )
 
 
+def store_chart(payload: dict[str, Any], path: str | Path) -> Path | None:
+    """Bytes a long thread leaves per backend against text + final context, and the time to
+    hand a large context over through each backend against the codec alone."""
+    threads, puts = payload["threads"], payload["throughput"]["results"]
+    names = list(threads["runs"])
+    baseline = [
+        (threads["text"]["checkpoint_bytes"] + run["final_context_bytes"]) / 1e6
+        for run in threads["runs"].values()
+    ]
+    backends = [name for name in puts if name != "codec round trip"]
+    codec = puts["codec round trip"]["round_trip_s"] * 1e3
+    turns = payload["args"]["turns"]
+    return bars(
+        path,
+        f"Context stores ({turns}-turn thread; {payload['throughput']['bytes'] / 1e6:.1f} MB "
+        "handoff), lower is better",
+        [
+            (
+                "thread storage (MB)",
+                names,
+                {
+                    "text + final context": baseline,
+                    "with contexts": [r["total_bytes"] / 1e6 for r in threads["runs"].values()],
+                },
+            ),
+            (
+                "handoff: save + load (ms)",
+                backends,
+                {
+                    "codec round trip": [codec] * len(backends),
+                    "through the store": [puts[b]["round_trip_s"] * 1e3 for b in backends],
+                },
+            ),
+        ],
+    )
+
+
 CHARTS: dict[str, Callable[[dict[str, Any], str | Path], Path | None]] = {
     "codec": codec_chart,
     "handoff": handoff_chart,
@@ -324,6 +361,7 @@ CHARTS: dict[str, Callable[[dict[str, Any], str | Path], Path | None]] = {
     "fidelity": fidelity_chart,
     "patterns": patterns_chart,
     "tools": tools_chart,
+    "store": store_chart,
 }
 """Benchmark name (the payload's ``benchmark`` field) to its chart."""
 

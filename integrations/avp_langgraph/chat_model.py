@@ -320,6 +320,9 @@ class AVPChatModel(BaseChatModel):
         for index in range(len(messages) - 1, -1, -1):
             if not isinstance(messages[index], AIMessage):
                 continue
+            handle = handle_of(messages[index])
+            if carried and isinstance(handle, ContextHandle) and handle.pending:
+                continue  # in a store, and an earlier context than one found: not worth a read
             context = context_of(messages[index], self.context_cache)
             if context is not None:
                 carried.append((index, context))

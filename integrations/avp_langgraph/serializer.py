@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-import json
 import logging
 import struct
 import threading
@@ -44,7 +43,7 @@ logger = logging.getLogger("avp_langgraph")
 TYPE = "avp"
 """The type tag of values that hold contexts (``dumps_typed`` returns ``(TYPE, bytes)``)."""
 MAGIC = b"AVPCKPT1"  # followed by contexts as AVP messages (inline=True)
-REF_MAGIC = b"AVPCKREF"  # followed by contexts as JSON references
+REF_MAGIC = b"AVPCKREF"  # followed by contexts as content keys (32 bytes each)
 _MARKER = "__avp_context__"
 _PLAIN_TYPES = ("null", "bytes", "bytearray", "msgpack")
 _DATETIME = ("datetime", "date", "time", "timedelta", "timezone")
@@ -148,7 +147,7 @@ class AVPSerializer(JsonPlusSerializer):
         for context_id, item in found.items():
             try:
                 ref = item if isinstance(item, ContextRef) else self.store.save(item)
-                refs[context_id] = json.dumps(ref.to_dict()).encode()
+                refs[context_id] = bytes.fromhex(ref.key)  # 32 bytes: each checkpoint has them
             except StoreError as exc:  # no reference to bytes that were not stored
                 self._warn_once(
                     context_id, f"was not saved ({exc}); the checkpoint keeps its text only"
@@ -182,10 +181,9 @@ class AVPSerializer(JsonPlusSerializer):
             self._collecting.refs = None
 
     def _ref(self, context_id: str, blob: memoryview) -> ContextRef | None:
-        try:
-            return ContextRef.from_dict(json.loads(bytes(blob)))
-        except (DecodeError, ValueError) as exc:
-            return self._invalid(context_id, DecodeError(f"bad context reference: {exc}"))
+        if len(blob) != 32:
+            return self._invalid(context_id, DecodeError("a context key has 32 bytes"))
+        return ContextRef(bytes(blob).hex(), context_id, 0, store=self.store.backend.uri)
 
     def _load(self, ref: ContextRef) -> AVPContext | None:
         try:
@@ -346,7 +344,7 @@ def _restore(
 
 def _pack(magic: bytes, inner_type: str, data: bytes, blobs: dict[str, bytes]) -> bytes:
     """``magic``, the inner (type, bytes), then each context id and its AVP message
-    (``MAGIC``) or JSON reference (``REF_MAGIC``)."""
+    (``MAGIC``) or the content key of its record in the store (``REF_MAGIC``)."""
     kind = inner_type.encode()
     parts = [magic, struct.pack("<H", len(kind)), kind, struct.pack("<Q", len(data)), data]
     parts.append(struct.pack("<I", len(blobs)))

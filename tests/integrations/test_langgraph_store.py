@@ -209,3 +209,26 @@ def test_postgres_saver_thread_resumes_in_another_process_reusing_its_kv(tmp_pat
     finally:
         with psycopg.connect(dsn, autocommit=True) as admin:
             admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def test_store_benchmark_runs_its_three_parts(capsys):
+    from avp_suite.bench import store
+
+    payload = store.main(
+        ["--turns", "6", "--kv-mb", "1", "--runs", "1", "--backends", "memory,directory,sqlite"]
+    )
+    runs = payload["threads"]["runs"]
+    assert set(runs) == {"memory", "directory", "sqlite", "memory, bounded"}
+    for run in runs.values():
+        assert run["reused_tokens"] > 0 and run["ratio"] < 1.5
+    bounded = runs["memory, bounded"]
+    assert bounded["store_bytes"] <= bounded["limit"]
+    assert set(payload["throughput"]["results"]) == {
+        "codec round trip",
+        "memory",
+        "directory",
+        "sqlite",
+    }
+    resume = payload["resume"]
+    assert resume["resumed"]["reused_tokens"] == resume["live"]["reused_tokens"] > 0
+    assert "x codec" in capsys.readouterr().out
