@@ -77,7 +77,7 @@ def backend_factory(request, tmp_path):
     if opened:
         opened[-1].delete([entry.key for entry in opened[-1].entries()])
     if kind == "postgres":
-        opened[-1]._run(f"DROP TABLE IF EXISTS {opened[-1].table}")
+        opened[-1].drop()
     for backend in opened:
         backend.close()
 

@@ -325,8 +325,10 @@ class DirectoryBackend(Backend):
 
 
 class SQLBackend(Backend):
-    """Records in one SQL table (``avp_contexts`` by default); the SQLite and PostgreSQL
-    backends differ only in their connection and placeholders."""
+    """Records in two SQL tables: ``avp_contexts`` (by default) holds each record's key,
+    parent, depth, size and last use, and ``avp_contexts_data`` its bytes, so marking a
+    record used never rewrites its bytes. The SQLite and PostgreSQL backends differ only in
+    their connection and placeholders."""
 
     _placeholder = "?"
     _blob = "BLOB"
@@ -343,6 +345,7 @@ class SQLBackend(Backend):
         if not table.replace("_", "").isalnum():
             raise InvalidRequestError(f"table must be letters, digits and _, got {table!r}")
         self.table = table
+        self.data_table = f"{table}_data"
 
     @abstractmethod
     def _run(self, sql: str, params: Sequence[Any] = (), *, fetch: bool = False) -> list[Any]:
@@ -350,9 +353,12 @@ class SQLBackend(Backend):
 
     def _setup(self) -> None:
         self._run(
+            f"CREATE TABLE IF NOT EXISTS {self.data_table} "
+            f"(key TEXT PRIMARY KEY, data {self._blob} NOT NULL)"
+        )
+        self._run(
             f"CREATE TABLE IF NOT EXISTS {self.table} (key TEXT PRIMARY KEY, parent TEXT, "
-            f"depth INTEGER NOT NULL, size INTEGER NOT NULL, accessed DOUBLE PRECISION "
-            f"NOT NULL, data {self._blob} NOT NULL)"
+            "depth INTEGER NOT NULL, size INTEGER NOT NULL, accessed DOUBLE PRECISION NOT NULL)"
         )
 
     def _sql(self, text: str) -> str:
@@ -361,13 +367,29 @@ class SQLBackend(Backend):
     def _in(self, count: int) -> str:
         return "(" + ",".join([self._placeholder] * count) + ")"
 
+    def _batches(self, sql: str, keys: Sequence[str], *head: Any) -> list[Any]:
+        """Run ``sql`` (whose ``IN {}`` takes the keys) over ``keys`` in batches; its rows."""
+        rows: list[Any] = []
+        for start in range(0, len(keys), 500):
+            batch = list(keys[start : start + 500])
+            statement = self._sql(sql.format(self._in(len(batch))))
+            rows += self._run(statement, (*head, *batch), fetch=True)
+        return rows
+
     def put(self, key: str, data: bytes, parent: str | None = None, depth: int = 0) -> None:
+        self._run(  # the bytes first: a record's row means its bytes are there
+            self._sql(
+                f"INSERT INTO {self.data_table} (key, data) VALUES (?, ?) "
+                "ON CONFLICT (key) DO NOTHING"
+            ),
+            (key, data),
+        )
         self._run(
             self._sql(
-                f"INSERT INTO {self.table} (key, parent, depth, size, accessed, data) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING"
+                f"INSERT INTO {self.table} (key, parent, depth, size, accessed) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING"
             ),
-            (key, parent, depth, len(data), self._stamp(depth), data),
+            (key, parent, depth, len(data), self._stamp(depth)),
         )
         self.touch([key])
         self.expire()
@@ -375,65 +397,55 @@ class SQLBackend(Backend):
 
     def _read(self, key: str) -> tuple[bytes, str | None] | None:
         rows = self._run(
-            self._sql(f"SELECT data, parent FROM {self.table} WHERE key = ? AND accessed >= ?"),
+            self._sql(
+                f"SELECT d.data, m.parent FROM {self.table} m JOIN {self.data_table} d "
+                "ON d.key = m.key WHERE m.key = ? AND m.accessed >= ?"
+            ),
             (key, self._deadline()),
             fetch=True,
         )
         return (bytes(rows[0][0]), rows[0][1]) if rows else None
 
     def get_chain(self, key: str) -> list[tuple[str, bytes]] | None:
-        rows = self._run(
+        links = self._run(
             self._sql(
-                f"WITH RECURSIVE chain(key, parent, data, step) AS ("
-                f"SELECT key, parent, data, 0 FROM {self.table} WHERE key = ? AND accessed >= ? "
-                f"UNION ALL SELECT t.key, t.parent, t.data, chain.step + 1 FROM {self.table} t "
+                f"WITH RECURSIVE chain(key, parent, step) AS ("
+                f"SELECT key, parent, 0 FROM {self.table} WHERE key = ? AND accessed >= ? "
+                f"UNION ALL SELECT t.key, t.parent, chain.step + 1 FROM {self.table} t "
                 f"JOIN chain ON t.key = chain.parent WHERE t.accessed >= ?) "
-                "SELECT key, parent, data FROM chain ORDER BY step"
+                "SELECT key, parent FROM chain ORDER BY step"
             ),
             (key, self._deadline(), self._deadline()),
             fetch=True,
         )
-        if not rows or rows[-1][1] is not None:
+        if not links or links[-1][1] is not None:
             return None  # missing, or an ancestor is gone
-        chain = [(row[0], bytes(row[2])) for row in rows]
-        self.touch([k for k, _ in chain])
-        return chain
+        keys = [str(row[0]) for row in links]
+        blobs = {
+            str(found): bytes(data)
+            for found, data in self._batches(
+                f"SELECT key, data FROM {self.data_table} WHERE key IN {{}}", keys
+            )
+        }
+        if len(blobs) != len(keys):
+            return None  # deleted meanwhile
+        self.touch(keys)
+        return [(k, blobs[k]) for k in keys]
 
     def touch(self, keys: Sequence[str]) -> int:
-        if not keys:
-            return 0
-        deadline = self._deadline()
-        held = 0
-        for start in range(0, len(keys), 500):
-            batch = list(keys[start : start + 500])
-            held += len(
-                self._run(
-                    self._sql(
-                        f"UPDATE {self.table} SET accessed = ? - depth * {_DEPTH_STEP} "
-                        f"WHERE accessed >= ? AND key IN {self._in(len(batch))} RETURNING key"
-                    ),
-                    (self._clock(), deadline, *batch),
-                    fetch=True,
-                )
-            )
-        return held
+        sql = (
+            f"UPDATE {self.table} SET accessed = ? - depth * {_DEPTH_STEP} "
+            "WHERE accessed >= ? AND key IN {} RETURNING key"
+        )
+        return len(self._batches(sql, keys, self._clock(), self._deadline())) if keys else 0
 
     def delete(self, keys: Iterable[str]) -> int:
         keys = list(keys)
-        removed = 0
-        for start in range(0, len(keys), 500):
-            batch = keys[start : start + 500]
-            removed += len(
-                self._run(
-                    self._sql(
-                        f"DELETE FROM {self.table} WHERE key IN {self._in(len(batch))} "
-                        "RETURNING key"
-                    ),
-                    batch,
-                    fetch=True,
-                )
-            )
-        return removed
+        if not keys:
+            return 0
+        removed = self._batches(f"DELETE FROM {self.table} WHERE key IN {{}} RETURNING key", keys)
+        self._batches(f"DELETE FROM {self.data_table} WHERE key IN {{}} RETURNING key", keys)
+        return len(removed)
 
     def entries(self) -> list[Entry]:
         rows = self._run(
@@ -455,16 +467,21 @@ class SQLBackend(Backend):
         if self.ttl_s is None:
             return 0
         rows = self._run(
-            self._sql(f"DELETE FROM {self.table} WHERE accessed < ? RETURNING key"),
+            self._sql(f"SELECT key FROM {self.table} WHERE accessed < ?"),
             (self._deadline(),),
             fetch=True,
         )
-        return len(rows)
+        return self.delete([str(row[0]) for row in rows])
 
     def evict(self) -> int:
         if self.max_bytes is None or self.nbytes() <= self.max_bytes:
             return 0
         return super().evict()
+
+    def drop(self) -> None:
+        """Delete both tables and everything in them."""
+        for table in (self.table, self.data_table):
+            self._run(f"DROP TABLE IF EXISTS {table}")
 
     def _deadline(self) -> float:
         return self._clock() - self.ttl_s if self.ttl_s is not None else float("-inf")
@@ -491,6 +508,8 @@ class SQLiteBackend(SQLBackend):
                 self.path, check_same_thread=False, isolation_level=None, timeout=30
             )
             self._connection.execute("PRAGMA journal_mode=WAL")
+            # a crash may lose the last records written (a cache can), never corrupt the file
+            self._connection.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open {self.path} as a context store: {exc}") from exc
         self._setup()

@@ -21,7 +21,7 @@ class PostgresBackend(SQLBackend):
     ``timeout_s`` bounds connecting and every statement.
     """
 
-    _placeholder = "%s"
+    _placeholder = "%b"  # binary parameters and results: no hex text for 60 MB blobs
     _blob = "BYTEA"
 
     def __init__(
@@ -45,6 +45,8 @@ class PostgresBackend(SQLBackend):
         self.uri = _redact(dsn)
         self._connection: Any = None
         self._setup()
+        # KV bytes do not compress: store them as they are (no pglz pass over each blob)
+        self._run(f"ALTER TABLE {self.data_table} ALTER COLUMN data SET STORAGE EXTERNAL")
 
     def _connect(self) -> Any:
         if self._connection is None or self._connection.closed:
@@ -60,7 +62,7 @@ class PostgresBackend(SQLBackend):
         psycopg = self._psycopg
         with self._lock:
             try:
-                with self._connect().cursor() as cursor:
+                with self._connect().cursor(binary=True) as cursor:
                     cursor.execute(sql, tuple(params))
                     return cursor.fetchall() if fetch else []
             except (psycopg.OperationalError, psycopg.errors.QueryCanceled) as exc:

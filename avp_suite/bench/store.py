@@ -51,8 +51,8 @@ def open_backend(name: str, workdir: Path, tag: str, **options: Any) -> Any:
 def drop(backend: Any) -> None:
     """Delete what a benchmark wrote to a server (local ones live in the temp directory)."""
     backend.delete([entry.key for entry in backend.entries()])
-    if hasattr(backend, "table"):
-        backend._run(f"DROP TABLE IF EXISTS {backend.table}")
+    if hasattr(backend, "drop"):
+        backend.drop()
     backend.close()
 
 
@@ -67,11 +67,10 @@ def chat_connector(turns: int) -> Any:
 
 def thread(connector: Any, serde: Any, path: Path, turns: int) -> dict[str, Any]:
     """Run a chatbot thread with a SQLite checkpointer; bytes and reuse it leaves behind."""
+    from avp_langgraph import AVPChatModel, context_of
     from langchain_core.messages import HumanMessage
     from langgraph.checkpoint.sqlite import SqliteSaver
     from langgraph.graph import END, START, MessagesState, StateGraph
-
-    from avp_langgraph import AVPChatModel, context_of
 
     chat = AVPChatModel(connector=connector, max_new_tokens=4)
 
@@ -83,7 +82,7 @@ def thread(connector: Any, serde: Any, path: Path, turns: int) -> dict[str, Any]
     graph.add_edge(START, "agent")
     graph.add_edge("agent", END)
     connection = sqlite3.connect(path, check_same_thread=False)
-    app = graph.compile(checkpointer=SqliteSaver(connection, serde=serde))
+    app: Any = graph.compile(checkpointer=SqliteSaver(connection, serde=serde))
     config = {"configurable": {"thread_id": "bench"}}
     start = time.perf_counter()
     reused = prompt = 0
@@ -121,10 +120,10 @@ def rss_mb() -> float:
 
 
 def measure_threads(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    from avp_langgraph import AVPSerializer
     from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
     from avp_core import ContextStore
-    from avp_langgraph import AVPSerializer
 
     connector = chat_connector(args.turns)
     print(f"thread: {args.turns} turns on tiny-qwen2, SQLite checkpointer", flush=True)
@@ -184,8 +183,9 @@ def measure_throughput(args: argparse.Namespace, workdir: Path) -> dict[str, Any
     def codec_trip() -> None:
         wire.decode(wire.encode_kv_cache(kv), copy=True).kv_cache()
 
-    results: dict[str, Any] = {"codec round trip": {"round_trip_s": median_time(codec_trip,
-                                                                              runs=args.runs)}}
+    results: dict[str, Any] = {
+        "codec round trip": {"round_trip_s": median_time(codec_trip, runs=args.runs)}
+    }
     for name in args.backends:
         try:
             backend = open_backend(name, workdir, "put")
@@ -206,8 +206,14 @@ def measure_throughput(args: argparse.Namespace, workdir: Path) -> dict[str, Any
         drop(backend)
     codec = results["codec round trip"]["round_trip_s"]
     rows = [
-        [name, r.get("save_s", 0) * 1e3, r.get("load_s", 0) * 1e3, r["round_trip_s"] * 1e3,
-         size / r["round_trip_s"] / 1e6, r["round_trip_s"] / codec]
+        [
+            name,
+            r.get("save_s", 0) * 1e3,
+            r.get("load_s", 0) * 1e3,
+            r["round_trip_s"] * 1e3,
+            size / r["round_trip_s"] / 1e6,
+            r["round_trip_s"] / codec,
+        ]
         for name, r in results.items()
     ]
     print(table(["backend", "save ms", "load ms", "handoff ms", "MB/s", "x codec"], rows))
@@ -233,9 +239,8 @@ print(json.dumps(state["messages"][-1].response_metadata["avp"]))
 
 def resume_graph(connector: Any, saver: Any) -> Any:
     """The chatbot graph of :func:`thread`, for the resume check's processes."""
-    from langgraph.graph import END, START, MessagesState, StateGraph
-
     from avp_langgraph import AVPChatModel
+    from langgraph.graph import END, START, MessagesState, StateGraph
 
     chat = AVPChatModel(connector=connector, max_new_tokens=4)
     graph = StateGraph(MessagesState)
@@ -251,7 +256,9 @@ def measure_resume(workdir: Path, turns: int = 8) -> dict[str, Any]:
     def run(thread_id: str, first: int, count: int) -> dict[str, Any]:
         out = subprocess.run(
             [sys.executable, "-c", RESUME, path, thread_id, str(first), str(count)],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if out.returncode != 0:
             raise SystemExit(f"resume check failed:\n{out.stderr[-2000:]}")
