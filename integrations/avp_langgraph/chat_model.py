@@ -316,7 +316,7 @@ class AVPChatModel(BaseChatModel):
         it or said its text (-1 if none): contexts passed as ``avp_context``, then those the
         AI messages carry, latest first."""
         given = [explicit] if isinstance(explicit, AVPContext) else list(explicit or [])
-        carried = []
+        carried: list[tuple[int, AVPContext]] = []
         for index in range(len(messages) - 1, -1, -1):
             if not isinstance(messages[index], AIMessage):
                 continue
