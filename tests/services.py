@@ -18,7 +18,7 @@ POSTGRES = os.environ.get("AVP_SUITE_POSTGRES", "postgresql://postgres@127.0.0.1
 REDIS = os.environ.get("AVP_SUITE_REDIS", "redis://127.0.0.1:6379/0")
 _HOW = {
     "PostgreSQL": "start one with `docker run -d -p 5432:5432 -e POSTGRES_HOST_AUTH_METHOD=trust "
-    "postgres:16` (or set AVP_SUITE_POSTGRES)",
+    "-e POSTGRES_DB=test postgres:16` (or set AVP_SUITE_POSTGRES)",
     "Redis": "start one with `docker run -d -p 6379:6379 redis:7` (or set AVP_SUITE_REDIS)",
 }
 

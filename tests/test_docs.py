@@ -144,6 +144,8 @@ def _check_command(page: str, argv: list[str]) -> None:
         _parses(where, lambda: module.build_parser().parse_args(argv[2:]))
     elif argv[0] == "python" and argv[1].startswith("examples/"):
         assert (ROOT / argv[1]).is_file(), f"{where}: no such example"
+    elif argv[:2] == ["docker", "run"]:  # the servers the store tests need
+        assert argv[-1].split(":")[0] in ("postgres", "redis"), f"{where}: unknown image"
     elif argv[0] == "export":
         name = argv[1].split("=", 1)[0]
         sources = (path.read_text() for path in (ROOT / "avp_core").rglob("*.py"))
