@@ -6,6 +6,7 @@ the ``services`` mark, so the tox ``stores`` env runs them.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
@@ -76,8 +77,8 @@ def backend_factory(request, tmp_path):
     yield tracked
     if opened:
         opened[-1].delete([entry.key for entry in opened[-1].entries()])
-    if kind == "postgres":
-        opened[-1].drop()
+    if kind in ("postgres", "redis"):
+        opened[-1].drop()  # the shared servers keep nothing of the test
     for backend in opened:
         backend.close()
 
@@ -210,6 +211,31 @@ def test_a_conversation_larger_than_max_bytes_starts_a_new_chain(backend_factory
     assert reader.load(refs[-1]).seq_len == refs[-1].seq_len  # the latest is always whole
     with pytest.raises(StoreError, match="does not fit"):
         store.save(_synthetic(range(200), seed=7))
+
+
+def test_a_prefix_saved_by_one_process_is_found_by_another(qwen, backend_factory):
+    contexts = _conversation(qwen, 4)  # well over one 64-position block
+    writer = ContextStore(backend=backend_factory())  # write_through: a backend was given
+    for context in contexts:
+        writer.put(context)
+    assert ContextStore(backend="memory:").write_through  # a URI is a backend too
+    assert not ContextStore().write_through
+    reader = ContextStore(backend=backend_factory())  # nothing live: as another process
+    prompt = [*contexts[-1].sequence, 42, 43]
+    found, shared = reader.longest_prefix(prompt, identity=qwen.identity)
+    assert found is not None and shared == contexts[-1].seq_len
+    assert _same(found, contexts[-1])
+    # only block-aligned prefixes are indexed: a prompt diverging before the first block
+    # finds nothing, and another model's identity finds nothing
+    assert ContextStore(backend=backend_factory()).longest_prefix(
+        prompt[:40], identity=qwen.identity
+    ) == (None, 0)
+    assert reader.longest_prefix(prompt, identity=None)[1] <= shared
+    other = dataclasses.replace(qwen.identity, weights_fingerprint="0" * 16)
+    assert ContextStore(backend=backend_factory()).longest_prefix(prompt, identity=other) == (
+        None,
+        0,
+    )
 
 
 def test_ttl_expires_records(backend_factory):

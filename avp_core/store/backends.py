@@ -17,7 +17,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,6 +79,14 @@ class Backend(ABC):
     @abstractmethod
     def entries(self) -> list[Entry]:
         """Every live record's key, parent, size and last use."""
+
+    @abstractmethod
+    def put_prefixes(self, entries: Mapping[str, str]) -> None:
+        """Record prefix-index entries (prefix hash -> record key); newer entries win."""
+
+    @abstractmethod
+    def get_prefixes(self, hashes: Sequence[str]) -> dict[str, str]:
+        """The record keys of those ``hashes`` that have an entry whose record is held."""
 
     def nbytes(self) -> int:
         """Bytes of the records held."""
@@ -147,6 +155,7 @@ class MemoryBackend(Backend):
         super().__init__(max_bytes, ttl_s, clock=clock)
         self._records: OrderedDict[str, tuple[bytes, str | None, int, float]] = OrderedDict()
         self._bytes = 0
+        self._prefixes: dict[str, str] = {}
 
     def put(self, key: str, data: bytes, parent: str | None = None, depth: int = 0) -> None:
         with self._lock:
@@ -184,6 +193,8 @@ class MemoryBackend(Backend):
                 if record is not None:
                     self._bytes -= len(record[0])
                     removed += 1
+            if removed and self._prefixes:
+                self._prefixes = {h: k for h, k in self._prefixes.items() if k in self._records}
         return removed
 
     def entries(self) -> list[Entry]:
@@ -197,6 +208,15 @@ class MemoryBackend(Backend):
     def nbytes(self) -> int:
         with self._lock:
             return self._bytes
+
+    def put_prefixes(self, entries: Mapping[str, str]) -> None:
+        with self._lock:
+            self._prefixes.update(entries)
+
+    def get_prefixes(self, hashes: Sequence[str]) -> dict[str, str]:
+        with self._lock:
+            found = {h: self._prefixes[h] for h in hashes if h in self._prefixes}
+            return {h: key for h, key in found.items() if key in self._records}
 
     def _expired(self, accessed: float) -> bool:
         return self.ttl_s is not None and accessed < self._clock() - self.ttl_s
@@ -310,6 +330,28 @@ class DirectoryBackend(Backend):
             )
         return found
 
+    def put_prefixes(self, entries: Mapping[str, str]) -> None:
+        folder = self.path / "prefixes"
+        try:
+            folder.mkdir(exist_ok=True)
+            for digest, key in entries.items():
+                temporary = folder / f".{digest}.{os.getpid()}.{threading.get_ident()}"
+                temporary.write_text(key)
+                os.replace(temporary, folder / digest)
+        except OSError as exc:
+            raise StoreError(f"could not write the prefix index: {exc}") from exc
+
+    def get_prefixes(self, hashes: Sequence[str]) -> dict[str, str]:
+        found = {}
+        for digest in hashes:
+            try:
+                key = (self.path / "prefixes" / digest).read_text()
+            except (OSError, ValueError):
+                continue
+            if len(key) == 64 and self._file(key).exists():
+                found[digest] = key
+        return found
+
     def _files(self) -> Iterator[Path]:
         for folder in self.path.iterdir():
             if folder.is_dir() and len(folder.name) == 2:
@@ -346,6 +388,7 @@ class SQLBackend(Backend):
             raise InvalidRequestError(f"table must be letters, digits and _, got {table!r}")
         self.table = table
         self.data_table = f"{table}_data"
+        self.prefix_table = f"{table}_prefixes"
 
     @abstractmethod
     def _run(self, sql: str, params: Sequence[Any] = (), *, fetch: bool = False) -> list[Any]:
@@ -359,6 +402,10 @@ class SQLBackend(Backend):
         self._run(
             f"CREATE TABLE IF NOT EXISTS {self.table} (key TEXT PRIMARY KEY, parent TEXT, "
             "depth INTEGER NOT NULL, size INTEGER NOT NULL, accessed DOUBLE PRECISION NOT NULL)"
+        )
+        self._run(
+            f"CREATE TABLE IF NOT EXISTS {self.prefix_table} "
+            "(hash TEXT PRIMARY KEY, key TEXT NOT NULL)"
         )
 
     def _sql(self, text: str) -> str:
@@ -445,7 +492,26 @@ class SQLBackend(Backend):
             return 0
         removed = self._batches(f"DELETE FROM {self.table} WHERE key IN {{}} RETURNING key", keys)
         self._batches(f"DELETE FROM {self.data_table} WHERE key IN {{}} RETURNING key", keys)
+        self._batches(f"DELETE FROM {self.prefix_table} WHERE key IN {{}} RETURNING key", keys)
         return len(removed)
+
+    def put_prefixes(self, entries: Mapping[str, str]) -> None:
+        for digest, key in entries.items():
+            self._run(
+                self._sql(
+                    f"INSERT INTO {self.prefix_table} (hash, key) VALUES (?, ?) "
+                    "ON CONFLICT (hash) DO UPDATE SET key = excluded.key"
+                ),
+                (digest, key),
+            )
+
+    def get_prefixes(self, hashes: Sequence[str]) -> dict[str, str]:
+        sql = (
+            f"SELECT p.hash, p.key FROM {self.prefix_table} p JOIN {self.table} m "
+            "ON m.key = p.key WHERE m.accessed >= ? AND p.hash IN {}"
+        )
+        rows = self._batches(sql, hashes, self._deadline()) if hashes else []
+        return {str(digest): str(key) for digest, key in rows}
 
     def entries(self) -> list[Entry]:
         rows = self._run(
@@ -479,8 +545,8 @@ class SQLBackend(Backend):
         return super().evict()
 
     def drop(self) -> None:
-        """Delete both tables and everything in them."""
-        for table in (self.table, self.data_table):
+        """Delete the tables and everything in them."""
+        for table in (self.table, self.data_table, self.prefix_table):
             self._run(f"DROP TABLE IF EXISTS {table}")
 
     def _deadline(self) -> float:

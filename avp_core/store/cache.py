@@ -17,13 +17,14 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..context import AVPContext, common_prefix_length
-from ..errors import InvalidRequestError, StoreUnavailableError
+from ..errors import DecodeError, InvalidRequestError, StoreError, StoreUnavailableError
 from ..reuse.index import SegmentIndex
 from .backends import Backend, MemoryBackend
 from .persist import Records
 from .records import ContextRef
 
 if TYPE_CHECKING:
+    from ..identity import ModelIdentity
     from ..wire.signing import Key
 
 logger = logging.getLogger("avp_core")
@@ -43,6 +44,12 @@ class ContextStore:
     ``$AVP_SUITE_KEY`` when set); ``compression`` is a zstd level for them. After the backend
     fails to answer, ``save`` and ``load`` fail at once for ``retry_after_s`` seconds instead
     of waiting on a server that is down each time.
+
+    ``write_through`` (default: on when a ``backend`` is given): ``put`` also saves the
+    context to the backend, and ``longest_prefix`` (given the model's ``identity``) also finds
+    contexts that any process saved there, so a prefix computed by an earlier run, another
+    worker or another machine is reused. A backend that fails costs only that reuse: a
+    warning, and the live cache goes on.
     """
 
     def __init__(
@@ -53,6 +60,7 @@ class ContextStore:
         backend: Backend | str | None = None,
         key: Key | None = None,
         compression: int | None = None,
+        write_through: bool | None = None,
         retry_after_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -64,6 +72,7 @@ class ContextStore:
         self.max_bytes = max_bytes
         self.ttl_s = ttl_s
         self._clock = clock
+        self.write_through = backend is not None if write_through is None else write_through
         if backend is None:
             backend = MemoryBackend(max_bytes=max_bytes, ttl_s=ttl_s)
         elif isinstance(backend, str):
@@ -101,7 +110,7 @@ class ContextStore:
         could not be stored: no reference is ever returned for bytes that are not there.
         """
         key = self._guarded(self._records.save, context)
-        self.put(context)  # kept live too: the next turn usually continues it
+        self._put_live(context)  # kept live too: the next turn usually continues it
         return ContextRef(
             key=key,
             context_id=context.context_id,
@@ -132,7 +141,7 @@ class ContextStore:
                 last_hidden=context.last_hidden,
                 context_id=ref.context_id,
             )
-        self.put(context)
+        self._put_live(context)
         return context
 
     def collect(self, keep: Iterable[ContextRef | str], *, grace_s: float = 300.0) -> int:
@@ -178,11 +187,20 @@ class ContextStore:
         return isinstance(key, str) and self.get(key) is not None
 
     def put(self, context: AVPContext, key: str | None = None) -> bool:
-        """Store ``context`` under ``key`` (default: its ``context_id``); evict to fit.
+        """Keep ``context`` live under ``key`` (default: its ``context_id``); evict to fit.
+        With ``write_through``, also save it to the backend.
 
         Returns False, keeping what is stored, when ``key`` holds a context with other
         content (a context id reused by another context is refused, not replaced).
         """
+        if self.write_through:
+            try:
+                self._guarded(self._records.save, context)
+            except StoreError as exc:
+                logger.warning("context %s not saved (%s)", context.context_id[:8], exc)
+        return self._put_live(context, key)
+
+    def _put_live(self, context: AVPContext, key: str | None = None) -> bool:
         key = key or context.context_id
         size = context.nbytes
         with self._lock:
@@ -230,12 +248,38 @@ class ContextStore:
             self._index = None
 
     def longest_prefix(
-        self, token_ids: Sequence[int], *, accept: Callable[[AVPContext], bool] | None = None
+        self,
+        token_ids: Sequence[int],
+        *,
+        accept: Callable[[AVPContext], bool] | None = None,
+        identity: ModelIdentity | None = None,
     ) -> tuple[AVPContext | None, int]:
         """The stored context sharing the longest token prefix with ``token_ids``, and its length.
 
         ``accept`` filters candidates (e.g. only contexts whose model handshake is LATENT).
+        With ``write_through`` and the model's ``identity``, contexts saved in the backend by
+        any process are candidates too (found by block-aligned prefix, then loaded).
         """
+        context, length = self._longest_live(token_ids, accept)
+        if not (self.write_through and identity is not None) or length >= len(token_ids) - 1:
+            return context, length
+        try:
+            key = self._guarded(
+                lambda tokens: self._records.find_prefix(identity, tokens), token_ids
+            )
+            saved = self.load(key) if key is not None else None
+        except (StoreError, DecodeError) as exc:
+            logger.warning("no prefix from %s (%s)", self.backend.uri, exc)
+            return context, length
+        if saved is not None and (accept is None or accept(saved)):
+            shared = common_prefix_length(saved.sequence, token_ids)
+            if shared > length:
+                return saved, shared
+        return context, length
+
+    def _longest_live(
+        self, token_ids: Sequence[int], accept: Callable[[AVPContext], bool] | None
+    ) -> tuple[AVPContext | None, int]:
         with self._lock:
             self._expire()
             candidates = [(key, ctx) for key, (ctx, _) in self._entries.items()]
@@ -286,7 +330,9 @@ def reusable_prefix(
     ``connector``'s model may reuse (LATENT handshake), and that prefix's length; (None, 0)
     when none shares a token."""
     context, shared = store.longest_prefix(
-        token_ids, accept=lambda c: connector.check_context(c).latent
+        token_ids,
+        accept=lambda c: connector.check_context(c).latent,
+        identity=getattr(connector, "identity", None),
     )
     return (context, shared) if shared else (None, 0)
 

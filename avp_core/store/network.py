@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ..errors import MissingDependencyError, StoreError, StoreUnavailableError
@@ -115,6 +115,7 @@ class RedisBackend(Backend):
             url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
         )
         self._used, self._sizes = f"{prefix}used", f"{prefix}sizes"
+        self._prefixes = f"{prefix}prefixes"  # prefix hash -> record key (stale ones skipped)
         self._call(self._client.ping)
 
     def _record(self, key: str) -> str:
@@ -220,6 +221,35 @@ class RedisBackend(Backend):
             return found
 
         return list(self._call(run))
+
+    def put_prefixes(self, entries: Mapping[str, str]) -> None:
+        if entries:
+            mapping: dict[Any, Any] = dict(entries)
+            self._call(lambda: self._client.hset(self._prefixes, mapping=mapping))
+
+    def get_prefixes(self, hashes: Sequence[str]) -> dict[str, str]:
+        if not hashes:
+            return {}
+
+        def run() -> dict[str, str]:
+            keys: list[Any] = self._client.hmget(self._prefixes, list(hashes))
+            named = {h: bytes(k).decode() for h, k in zip(hashes, keys) if k is not None}
+            pipe = self._client.pipeline(transaction=False)
+            for key in named.values():
+                pipe.exists(self._record(key))
+            held = pipe.execute()
+            return {h: key for (h, key), there in zip(named.items(), held) if there}
+
+        return dict(self._call(run))
+
+    def drop(self) -> None:
+        """Delete every key under this backend's prefix."""
+
+        def run() -> None:
+            for name in self._client.scan_iter(match=f"{self.prefix}*", count=1000):
+                self._client.delete(name)
+
+        self._call(run)
 
     def close(self) -> None:
         self._client.close()

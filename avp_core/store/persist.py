@@ -12,13 +12,14 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..context import AVPContext
 from ..errors import ContextNotFoundError, StoreError
 from .backends import Backend
+from .prefixes import prefix_hashes
 from .records import Segment, assemble, check_key, decode_record, encode_record
 
 if TYPE_CHECKING:
@@ -109,7 +110,21 @@ class Records:
         depth = parent.depth + 1 if parent else 0
         self.backend.put(record_key, data, parent.key if parent else None, depth)
         saved = _Saved(record_key, parent, depth)
-        return saved if self.backend.touch(saved.chain()) == depth + 1 else None
+        if self.backend.touch(saved.chain()) != depth + 1:
+            return None
+        hashes = prefix_hashes(context.identity, context.sequence)
+        self.backend.put_prefixes({h: record_key for end, h in hashes if end > shared})
+        return saved
+
+    def find_prefix(self, identity: ModelIdentity | None, tokens: Sequence[int]) -> str | None:
+        """The key of a saved context (in any process) sharing the longest block-aligned
+        prefix with ``tokens`` (at least one block), or None."""
+        hashes = prefix_hashes(identity, tokens)
+        found = self.backend.get_prefixes([h for _, h in hashes]) if hashes else {}
+        for _, digest in reversed(hashes):
+            if digest in found:
+                return found[digest]
+        return None
 
     def load(self, record_key: str) -> AVPContext:
         """The context stored under ``record_key`` (the live object if this process holds
