@@ -450,6 +450,25 @@ CHAT = [
 ]
 
 
+def test_client_store_on_disk_serves_a_later_process(qwen, tmp_path):
+    path = f"sqlite:{tmp_path / 'contexts.db'}"
+    first = AVPChatCompletionClient(qwen, store=ContextStore(backend=path), max_new_tokens=8)
+    before = run(first.create(CHAT))
+    long_chat = [
+        *CHAT,
+        AssistantMessage(content=before.content, source="planner"),
+        UserMessage(content="Now the same for a week, day by day.", source="user"),
+    ]
+    run(first.create(long_chat))
+    # another process: a new client on the same file, nothing live
+    later = AVPChatCompletionClient(qwen, store=ContextStore(backend=path), max_new_tokens=8)
+    again = run(later.create(long_chat))
+    usage = later.last_usage  # all but the last position, from the saved context
+    assert usage.reused_tokens == usage.prompt_tokens - 1 >= 63
+    text = AVPChatCompletionClient(qwen, latent=False, max_new_tokens=8)
+    assert again.content == run(text.create(long_chat)).content
+
+
 def test_client_reuses_exact_prefixes_and_matches_the_text_path(qwen):
     latent = AVPChatCompletionClient(qwen, max_new_tokens=8)
     text = AVPChatCompletionClient(qwen, latent=False, max_new_tokens=8)

@@ -436,3 +436,26 @@ def test_segment_reuse_in_a_crew_reuses_the_document_across_roles(qwen):
     assert prefilled["exact"] > 0.9 * prefilled["text"]
     assert prefilled["segments"] < 0.5 * prefilled["text"]
     assert outputs["dense"] == outputs["text"]  # recompute 1 is dense prefill
+
+
+def test_a_later_run_reuses_what_an_earlier_process_saved(qwen, tmp_path):
+    from avp_core import ContextStore
+
+    path = f"sqlite:{tmp_path / 'contexts.db'}"
+
+    def crew():  # new LLMs and new store objects on one file: nothing live, as a new process
+        return chain_crew(
+            [
+                AVPLLM(qwen, max_new_tokens=TOKENS, context_cache=ContextStore(backend=path))
+                for _ in range(2)
+            ]
+        )
+
+    with qwen.record() as first:
+        before = crew().kickoff()
+    with qwen.record() as later:
+        after = crew().kickoff()
+    assert first[0].reused_tokens == 0
+    # the first task's prompt comes from the earlier run's saved context
+    assert later[0].reused_tokens == first[0].prompt_tokens - 1  # all but the last position
+    assert after.raw == before.raw  # exact reuse: the same answers
