@@ -134,8 +134,8 @@ class RedisBackend(Backend):
     def put(self, key: str, data: bytes, parent: str | None = None, depth: int = 0) -> None:
         def write() -> None:
             pipe = self._client.pipeline(transaction=True)
-            mapping = {"data": data, "parent": parent or "", "depth": depth}
-            pipe.hset(self._record(key), mapping=mapping)  # type: ignore[arg-type]
+            mapping: dict[Any, Any] = {"data": data, "parent": parent or "", "depth": depth}
+            pipe.hset(self._record(key), mapping=mapping)
             if self.ttl_s is not None:
                 pipe.expire(self._record(key), max(1, round(self.ttl_s)))
             pipe.hset(self._sizes, key, len(data))
