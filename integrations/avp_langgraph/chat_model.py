@@ -42,6 +42,9 @@ from .messages import METADATA_KEY, ContextHandle, context_of, describe, handle_
 
 logger = logging.getLogger("avp_langgraph")
 
+RECENT_BYTES = 256 << 20
+"""Bytes of its own recent contexts an AVPChatModel keeps, to find them by id."""
+
 T = TypeVar("T")
 
 
@@ -100,6 +103,11 @@ class AVPChatModel(BaseChatModel):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
     _missing: set[str] = PrivateAttr(default_factory=set)
+    _recent: ContextStore = PrivateAttr(
+        default_factory=lambda: ContextStore(max_bytes=RECENT_BYTES)
+    )
+    """The contexts this model made lately, by id: a message that a checkpointer or a copy
+    gave back without its KV still finds it here (no prefix lookup: that is context_cache)."""
 
     @field_validator("segment_reuse", mode="before")
     @classmethod
@@ -256,6 +264,8 @@ class AVPChatModel(BaseChatModel):
             else:
                 if self.context_cache is not None:
                     self.context_cache.put(item.context)
+                if self.latent:
+                    self._recent.put(item.context)
                 yield item, plan
 
     def _plan(
@@ -324,6 +334,8 @@ class AVPChatModel(BaseChatModel):
             if carried and isinstance(handle, ContextHandle) and handle.pending:
                 continue  # in a store, and an earlier context than one found: not worth a read
             context = context_of(messages[index], self.context_cache)
+            if context is None and handle is not None:
+                context = self._recent.get(str(handle["context_id"]))
             if context is not None:
                 carried.append((index, context))
             elif (handle := handle_of(messages[index])) is not None:
