@@ -40,13 +40,14 @@ _LAZY = {
     "ContextStore": "avp_core.store",
     "HuggingFaceConnector": "avp_core.connectors.hf",
     "Generation": "avp_core.connectors.base",
+    "GenerationOptions": "avp_core.connectors.base",
     "Usage": "avp_core.connectors.base",
     "Connector": "avp_core.connectors.base",
     "extract_model_identity": "avp_core.connectors.hf_identity",
 }
 
 if TYPE_CHECKING:
-    from .connectors.base import Connector, Generation, Usage
+    from .connectors.base import Connector, Generation, GenerationOptions, Usage
     from .connectors.hf import HuggingFaceConnector
     from .connectors.hf_identity import extract_model_identity
     from .context import AVPContext
@@ -74,6 +75,7 @@ __all__ = [
     "DecodeError",
     "EncodeError",
     "Generation",
+    "GenerationOptions",
     "Handshake",
     "HuggingFaceConnector",
     "IncompatibleContextError",

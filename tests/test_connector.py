@@ -317,3 +317,23 @@ def test_a_prompt_past_the_context_window_is_a_clear_error_and_generation_stops_
         )
     with pytest.raises(ContextWindowError, match="to think"):
         small.think(short, steps=48)
+
+
+def test_generation_options_are_checked_once_for_every_adapter():
+    from avp_core import GenerationOptions, InvalidRequestError
+
+    options = GenerationOptions(max_new_tokens=8, stop="END")
+    assert options.stop == ("END",) and options.to_kwargs()["stop"] == ["END"]
+    assert options.updated(temperature=0.5).temperature == 0.5 and options.temperature == 0
+    for bad in (
+        {"max_new_tokens": 0},
+        {"max_new_tokens": True},
+        {"temperature": -1},
+        {"temperature": float("nan")},
+        {"top_p": 0},
+        {"stop": [1]},
+    ):
+        with pytest.raises(InvalidRequestError):
+            GenerationOptions(**bad)
+    with pytest.raises(InvalidRequestError, match="unknown generation options"):
+        options.updated(logprobs=True)

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from dataclasses import dataclass, field, fields, replace
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypedDict, runtime_checkable
 
+from ..errors import InvalidRequestError
 from .chat import Messages
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from ..context import AVPContext
     from ..handshake import Handshake
     from ..identity import ModelIdentity
@@ -30,6 +33,80 @@ Layout = Literal["shared", "handoff"]
 reused (the receiver reads a different prompt than the text path)."""
 
 LAYOUTS: tuple[Layout, ...] = ("shared", "handoff")
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    """How a reply is decoded: the options every adapter takes, checked once, here.
+
+    ``temperature=0`` is greedy (``top_p`` and ``seed`` then do nothing); ``stop`` strings
+    end the reply (not included); ``ignore_eos`` keeps generating past the end-of-sequence
+    token (fixed-length benchmark answers). Invalid values raise
+    :class:`~avp_core.errors.InvalidRequestError`.
+    """
+
+    max_new_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    ignore_eos: bool = False
+
+    NAMES: ClassVar[tuple[str, ...]] = (
+        "max_new_tokens", "temperature", "top_p", "stop", "seed", "ignore_eos"
+    )  # fmt: skip
+
+    def __post_init__(self) -> None:
+        stop = self.stop
+        stop = (stop,) if isinstance(stop, str) else tuple(stop or ())
+        if not all(isinstance(s, str) for s in stop):
+            raise InvalidRequestError(f"stop takes strings, got {list(stop)!r}")
+        object.__setattr__(self, "stop", tuple(s for s in stop if s))
+        if isinstance(self.max_new_tokens, bool) or not isinstance(self.max_new_tokens, int):
+            raise InvalidRequestError(f"max_new_tokens must be an int, got {self.max_new_tokens!r}")
+        if self.max_new_tokens < 1:
+            raise InvalidRequestError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if not self.temperature >= 0:
+            raise InvalidRequestError(
+                f"temperature must be >= 0 (0 is greedy), got {self.temperature}"
+            )
+        if not 0 < self.top_p <= 1:
+            raise InvalidRequestError(f"top_p must be in (0, 1], got {self.top_p}")
+
+    def updated(self, **changes: Any) -> GenerationOptions:
+        """A copy with ``changes`` (checked: an unknown name raises InvalidRequestError)."""
+        unknown = sorted(set(changes) - set(self.NAMES))
+        if unknown:
+            raise InvalidRequestError(
+                f"unknown generation options {unknown}; valid: {list(self.NAMES)}"
+            )
+        return replace(self, **changes)
+
+    def to_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for :meth:`Connector.generate_stream`."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values["stop"] = list(self.stop) or None
+        return values
+
+
+class GenerateOptions(TypedDict, total=False):
+    """The keyword arguments of :meth:`Connector.generate` (those of ``generate_stream``)."""
+
+    context: AVPContext | None
+    layout: Layout
+    max_new_tokens: int
+    temperature: float
+    top_p: float
+    stop: Sequence[str] | None
+    seed: int | None
+    ignore_eos: bool
+    source_agent: str
+    keep_logits: bool
+    segment_reuse: SegmentReuse | bool | None
+    sources: Sequence[AVPContext]
+    source_store: ContextStore | None
+    tools: Sequence[Mapping[str, Any]] | None
+    tool_choice: ToolChoice
 
 
 @dataclass(frozen=True)
@@ -125,7 +202,9 @@ class Connector(Protocol):
         """Whether this model may reuse ``context`` (LATENT) or must read its text."""
         ...
 
-    def generate(self, messages: Messages, **options: Any) -> Generation: ...
+    def generate(self, messages: Messages, **options: Unpack[GenerateOptions]) -> Generation:
+        """The whole reply at once: :meth:`generate_stream`'s options, its last item."""
+        ...
 
     def generate_stream(
         self,

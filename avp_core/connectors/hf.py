@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from transformers import DynamicCache
@@ -40,9 +40,12 @@ from ..reuse.rope import KeyShifter
 from ..store import ContextStore
 from ..tools import ToolChoice
 from . import chat, verify
-from .base import LAYOUTS, Generation, Layout, Stats, Usage
+from .base import LAYOUTS, GenerateOptions, Generation, GenerationOptions, Layout, Stats, Usage
 from .chat import Messages
 from .hf_identity import extract_model_identity
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["Generation", "HuggingFaceConnector", "Stats", "Usage"]
 
@@ -191,7 +194,7 @@ class HuggingFaceConnector:
         """Tokens of the rendered conversation, generation prompt included."""
         return len(self.prompt_ids(messages, tools))
 
-    def generate(self, messages: Messages, **options: Any) -> Generation:
+    def generate(self, messages: Messages, **options: Unpack[GenerateOptions]) -> Generation:
         """Generate a reply; see :meth:`generate_stream` for the options."""
         result = None
         for item in self.generate_stream(messages, **options):
@@ -237,7 +240,7 @@ class HuggingFaceConnector:
         the reply open with a call. The chunks leave out tool-call blocks; the Generation has
         them parsed (``tool_calls``, ``invalid_tool_calls``) and ``content`` without them.
         """
-        _check_sampling(max_new_tokens, temperature, top_p)
+        GenerationOptions(max_new_tokens, temperature, top_p, tuple(stop or ()), seed, ignore_eos)
         start = time.perf_counter()
         schemas = _tools.normalize_tools(tools)
         _tools.check_choice(tool_choice, schemas)
@@ -642,15 +645,6 @@ def _eos_ids(model: Any, tokenizer: Any) -> frozenset[int]:
         elif isinstance(value, (list, tuple)):
             ids.update(int(v) for v in value)
     return frozenset(ids)
-
-
-def _check_sampling(max_new_tokens: int, temperature: float, top_p: float) -> None:
-    if max_new_tokens < 1:
-        raise InvalidRequestError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-    if temperature < 0:
-        raise InvalidRequestError(f"temperature must be >= 0 (0 is greedy), got {temperature}")
-    if not 0 < top_p <= 1:
-        raise InvalidRequestError(f"top_p must be in (0, 1], got {top_p}")
 
 
 def _sample(

@@ -97,8 +97,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         prompts = []
         for role in roles:
             turns = prompt(role, text, outputs)
-            reuse = {"segment_reuse": SegmentReuse(anchors=True)} if anchored else {}
-            result = connector.generate(turns, sources=contexts, **reuse, **options)
+            reuse = SegmentReuse(anchors=True) if anchored else None
+            result = connector.generate(turns, sources=contexts, segment_reuse=reuse, **options)
             if anchored:
                 store.put(result.context)
             outputs.append(result.text)

@@ -20,7 +20,7 @@ from autogen_core import CancellationToken
 from autogen_core.models import RequestUsage
 from pydantic import Field
 
-from avp_core.connectors.base import Connector, Generation, Layout, Usage
+from avp_core.connectors.base import Connector, Generation, GenerationOptions, Layout, Usage
 from avp_core.context import AVPContext
 from avp_core.reuse import SegmentReuse
 
@@ -80,8 +80,8 @@ class AVPAssistantAgent(BaseChatAgent):
         connector: The model the agent runs on.
         system_message: Its instructions, or None.
         description: What the agent does (read by selector teams).
-        max_new_tokens, temperature, top_p, stop, seed, ignore_eos: generation options, as
-            in :meth:`~avp_core.Connector.generate_stream`.
+        max_new_tokens, temperature, top_p, stop, seed, ignore_eos: generation options
+            (:class:`~avp_core.GenerationOptions`, checked here).
         stream: Yield a ``ModelClientStreamingChunkEvent`` per decoded chunk.
         segment_reuse: Opt-in approximate reuse (``True`` for the defaults). The agent then
             renders the conversation as text, its system message first, exactly as without
@@ -110,14 +110,9 @@ class AVPAssistantAgent(BaseChatAgent):
         self._segments = SegmentReuse.coerce(segment_reuse)
         self._system_message = system_message
         self._stream = stream
-        self._options: dict[str, Any] = {
-            "max_new_tokens": max_new_tokens,
-            "temperature": temperature,
-            "top_p": top_p,
-            "stop": list(stop) if stop else None,
-            "seed": seed,
-            "ignore_eos": ignore_eos,
-        }
+        self._options = GenerationOptions(
+            max_new_tokens, temperature, top_p, tuple(stop or ()), seed, ignore_eos
+        )
         self._history: list[BaseChatMessage] = []
 
     @property
@@ -164,7 +159,7 @@ class AVPAssistantAgent(BaseChatAgent):
                 source_agent=self.name,
                 segment_reuse=self._segments,
                 sources=turn.sources,
-                **self._options,
+                **self._options.to_kwargs(),
             )
 
         async for item in stream_in_thread(produce, cancellation_token):

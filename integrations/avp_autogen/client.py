@@ -31,7 +31,8 @@ from autogen_core.models import (
 from autogen_core.tools import Tool, ToolSchema
 from pydantic import BaseModel
 
-from avp_core.connectors.base import Connector, Generation, Usage
+from avp_core.connectors.base import Connector, Generation, GenerationOptions, Usage
+from avp_core.errors import InvalidRequestError
 from avp_core.reuse import SegmentReuse
 from avp_core.store import ContextStore, reusable_prefix
 from avp_core.tools import InvalidToolCall
@@ -39,8 +40,6 @@ from avp_core.tools import InvalidToolCall
 from ._threads import stream_in_thread
 
 event_logger = logging.getLogger(EVENT_LOGGER_NAME)
-
-_CREATE_ARGS = ("max_new_tokens", "temperature", "top_p", "stop", "seed", "ignore_eos")
 
 
 class AVPChatCompletionClient(ChatCompletionClient):
@@ -51,7 +50,8 @@ class AVPChatCompletionClient(ChatCompletionClient):
         latent: Reuse KV from earlier calls (True) or always prefill the whole prompt (False).
         store: Where contexts are kept between calls (default: a 256 MiB ``ContextStore``).
         max_new_tokens, temperature, top_p, stop, seed, ignore_eos: default generation
-            options; ``extra_create_args`` of a call may override any of them.
+            options (:class:`~avp_core.GenerationOptions`, checked here);
+            ``extra_create_args`` of a call may override any of them.
         family: ``model_info["family"]``.
         segment_reuse: opt-in approximate reuse (``True`` for the defaults): runs of the
             prompt that stored contexts computed under another prefix (another agent's
@@ -84,14 +84,9 @@ class AVPChatCompletionClient(ChatCompletionClient):
         self._latent = latent
         self._segments = SegmentReuse.coerce(segment_reuse)
         self._store = store if store is not None else ContextStore(max_bytes=256 << 20)
-        self._options: dict[str, Any] = {
-            "max_new_tokens": max_new_tokens,
-            "temperature": temperature,
-            "top_p": top_p,
-            "stop": list(stop) if stop else None,
-            "seed": seed,
-            "ignore_eos": ignore_eos,
-        }
+        self._options = GenerationOptions(
+            max_new_tokens, temperature, top_p, tuple(stop or ()), seed, ignore_eos
+        )
         self._model_info: ModelInfo = {
             "vision": False,
             "function_calling": True,
@@ -153,10 +148,10 @@ class AVPChatCompletionClient(ChatCompletionClient):
         cancellation_token: CancellationToken | None = None,
     ) -> AsyncGenerator[str | CreateResult, None]:
         """Text chunks as tokens are decoded, then the :class:`CreateResult`."""
-        unknown = sorted(set(extra_create_args) - set(_CREATE_ARGS))
-        if unknown:
-            raise ValueError(f"unknown extra_create_args {unknown}; valid: {list(_CREATE_ARGS)}")
-        options = {**self._options, **extra_create_args}
+        try:
+            options = self._options.updated(**extra_create_args).to_kwargs()
+        except InvalidRequestError as exc:
+            raise InvalidRequestError(f"extra_create_args: {exc}") from None
         schemas = [_openai_tool(tool) for tool in tools]
         if schemas:
             choice = tool_choice.schema["name"] if isinstance(tool_choice, Tool) else tool_choice

@@ -28,7 +28,7 @@ from crewai.utilities.exceptions.context_window_exceeding_exception import (
 )
 
 from avp_core import AVPContext, ContextStore, InvalidRequestError
-from avp_core.connectors.base import Connector, Generation
+from avp_core.connectors.base import Connector, Generation, GenerationOptions
 from avp_core.reuse import SegmentReuse
 from avp_core.store import reusable_prefix
 from avp_core.tools import normalize_tools
@@ -160,8 +160,7 @@ class AVPLLM(BaseLLM):
                 "connector must be an avp_core Connector (such as HuggingFaceConnector), got "
                 f"{type(connector).__name__}; use AVPLLM.from_pretrained(name_or_path) to load one"
             )
-        if max_new_tokens < 1:
-            raise InvalidRequestError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        options = GenerationOptions(max_new_tokens, temperature, top_p, (), seed, ignore_eos)
         super().__init__(
             model=model or f"avp/{connector.identity.model_id or connector.identity.short()}",
             temperature=temperature,
@@ -178,8 +177,7 @@ class AVPLLM(BaseLLM):
         self._shared = _Shared(connector, cache)
         self._function_calling = NATIVE_TOOLS if function_calling is None else function_calling
         self._latent = bool(latent)
-        self._max_new_tokens = int(max_new_tokens)
-        self._ignore_eos = bool(ignore_eos)
+        self._options = options  # temperature and stop: crewai's fields, read per call
 
     @classmethod
     def from_pretrained(
@@ -213,7 +211,7 @@ class AVPLLM(BaseLLM):
 
     @property
     def max_new_tokens(self) -> int:
-        return self._max_new_tokens
+        return self._options.max_new_tokens
 
     def supports_stop_words(self) -> bool:
         return True
@@ -238,7 +236,8 @@ class AVPLLM(BaseLLM):
             return False
         window = self.connector.context_window
         return (
-            not window or context.seq_len + self._max_new_tokens <= self.get_context_window_size()
+            not window
+            or context.seq_len + self._options.max_new_tokens <= self.get_context_window_size()
         )
 
     # -- calls -----------------------------------------------------------------------------
@@ -309,7 +308,7 @@ class AVPLLM(BaseLLM):
                 available_functions=available_functions,
                 from_task=from_task,
                 from_agent=from_agent,
-                max_tokens=self._max_new_tokens,
+                max_tokens=self._options.max_new_tokens,
             )
         )
         try:
@@ -424,10 +423,10 @@ class AVPLLM(BaseLLM):
         if not window:
             return
         prompt = self.connector.count_tokens(turns) + (handoff.seq_len if handoff else 0)
-        if prompt + self._max_new_tokens > window:
+        if prompt + self._options.max_new_tokens > window:
             raise LLMContextLengthExceededError(
                 f"maximum context length exceeded: the prompt has {prompt} tokens and "
-                f"max_new_tokens is {self._max_new_tokens}, but {self.model} has a "
+                f"max_new_tokens is {self._options.max_new_tokens}, but {self.model} has a "
                 f"{window}-token window"
             )
 
@@ -444,12 +443,12 @@ class AVPLLM(BaseLLM):
             chat,
             context=handoff or prefix,
             layout="handoff" if handoff is not None else "shared",
-            max_new_tokens=self._max_new_tokens,
-            temperature=self.temperature or 0.0,
-            top_p=self.top_p if self.top_p is not None else 1.0,
-            seed=self.seed,
-            stop=self._stops(),
-            ignore_eos=self._ignore_eos,
+            **self._options.updated(
+                temperature=self.temperature or 0.0,
+                top_p=self.top_p if self.top_p is not None else 1.0,
+                seed=self.seed,
+                stop=tuple(self._stops() or ()),
+            ).to_kwargs(),
             source_agent=str(getattr(from_agent, "role", "") or ""),
             segment_reuse=self._segments if self._latent else None,
             source_store=self._shared.cache,
@@ -474,4 +473,4 @@ class AVPLLM(BaseLLM):
     def __repr__(self) -> str:
         mode = "latent" if self._latent else "text"
         model = self.connector.identity.short()
-        return f"AVPLLM({model}, {mode}, max_new_tokens={self._max_new_tokens})"
+        return f"AVPLLM({model}, {mode}, max_new_tokens={self._options.max_new_tokens})"

@@ -31,7 +31,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import AliasChoices, ConfigDict, Field, PrivateAttr, field_validator
 
 from avp_core._threads import stream_in_thread
-from avp_core.connectors.base import Connector, Generation, Layout
+from avp_core.connectors.base import Connector, Generation, GenerationOptions, Layout
 from avp_core.context import AVPContext, common_prefix_length
 from avp_core.errors import InvalidRequestError
 from avp_core.handshake import Handshake
@@ -271,14 +271,17 @@ class AVPChatModel(BaseChatModel):
     def _plan(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
     ) -> _Plan:
-        options: dict[str, Any] = {
-            "max_new_tokens": kwargs.get("max_new_tokens", kwargs.get("max_tokens"))
+        sampling = GenerationOptions(  # per-call values (invoke kwargs) over the fields
+            max_new_tokens=kwargs.get("max_new_tokens", kwargs.get("max_tokens"))
             or self.max_new_tokens,
-            "temperature": kwargs.get("temperature", self.temperature),
-            "top_p": kwargs.get("top_p", self.top_p),
-            "seed": kwargs.get("seed", self.seed),
-            "ignore_eos": kwargs.get("ignore_eos", self.ignore_eos),
-            "stop": stop if stop is not None else self.stop,
+            temperature=kwargs.get("temperature", self.temperature),
+            top_p=kwargs.get("top_p", self.top_p),
+            stop=tuple((stop if stop is not None else self.stop) or ()),
+            seed=kwargs.get("seed", self.seed),
+            ignore_eos=kwargs.get("ignore_eos", self.ignore_eos),
+        )
+        options: dict[str, Any] = {
+            **sampling.to_kwargs(),
             "source_agent": kwargs.get("source_agent", self.source_agent),
         }
         tools = kwargs.get("tools") or None

@@ -39,7 +39,7 @@ from autogen_core.models import (
 from avp_autogen import AVPAssistantAgent, AVPChatCompletionClient, LatentMessage
 from avp_autogen._threads import stream_in_thread
 
-from avp_core import ContextStore, wire
+from avp_core import ContextStore, InvalidRequestError, wire
 from avp_core.store import MemoryBackend
 from avp_suite.bench.workload import ChainWorkload, measure
 from avp_suite.chains.autogen import run_chain
@@ -509,7 +509,7 @@ def test_client_model_info_and_what_it_refuses(qwen):
     info = client.model_info
     assert info["function_calling"] and info["json_output"] and info["structured_output"]
     assert not info["vision"] and info["family"] == "unknown"
-    with pytest.raises(ValueError, match="unknown extra_create_args"):
+    with pytest.raises(InvalidRequestError, match="extra_create_args: unknown generation options"):
         run(client.create(CHAT, extra_create_args={"logprobs": True}))
     result = run(client.create(CHAT, extra_create_args={"max_new_tokens": 3}))
     assert result.usage.completion_tokens == 3
