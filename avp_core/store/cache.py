@@ -9,6 +9,7 @@ top of the longest stored prefix, and hand out :class:`ContextRef` references th
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -131,16 +132,7 @@ class ContextStore:
         key = ref.key if isinstance(ref, ContextRef) else ref
         context = self._guarded(self._records.load, key)
         if isinstance(ref, ContextRef) and ref.context_id != context.context_id:
-            context = AVPContext(
-                sequence=context.sequence,
-                kv=context.kv,
-                identity=context.identity,
-                text=context.text,
-                source_agent=context.source_agent,
-                created_at=context.created_at,
-                last_hidden=context.last_hidden,
-                context_id=ref.context_id,
-            )
+            context = dataclasses.replace(context, context_id=ref.context_id)  # same tensors
         self._put_live(context)
         return context
 

@@ -67,22 +67,12 @@ def chat_connector(turns: int) -> Any:
 
 def thread(connector: Any, serde: Any, path: Path, turns: int) -> dict[str, Any]:
     """Run a chatbot thread with a SQLite checkpointer; bytes and reuse it leaves behind."""
-    from avp_langgraph import AVPChatModel, context_of
+    from avp_langgraph import context_of
     from langchain_core.messages import HumanMessage
     from langgraph.checkpoint.sqlite import SqliteSaver
-    from langgraph.graph import END, START, MessagesState, StateGraph
 
-    chat = AVPChatModel(connector=connector, max_new_tokens=4)
-
-    def agent(state: MessagesState) -> dict[str, Any]:
-        return {"messages": [chat.invoke(state["messages"])]}
-
-    graph = StateGraph(MessagesState)
-    graph.add_node("agent", agent)
-    graph.add_edge(START, "agent")
-    graph.add_edge("agent", END)
     connection = sqlite3.connect(path, check_same_thread=False)
-    app: Any = graph.compile(checkpointer=SqliteSaver(connection, serde=serde))
+    app = chatbot_graph(connector, SqliteSaver(connection, serde=serde))
     config = {"configurable": {"thread_id": "bench"}}
     start = time.perf_counter()
     reused = prompt = 0
@@ -225,10 +215,10 @@ import json, sqlite3, sys
 from langchain_core.messages import HumanMessage
 from langgraph.checkpoint.sqlite import SqliteSaver
 from avp_langgraph import AVPSerializer
-from avp_suite.bench.store import chat_connector, resume_graph
+from avp_suite.bench.store import chat_connector, chatbot_graph
 path, thread, first, turns = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 serde = AVPSerializer(store=f"sqlite:{path}.contexts")
-app = resume_graph(chat_connector(64), SqliteSaver(sqlite3.connect(path, check_same_thread=False),
+app = chatbot_graph(chat_connector(64), SqliteSaver(sqlite3.connect(path, check_same_thread=False),
                                                    serde=serde))
 config = {"configurable": {"thread_id": thread}}
 for turn in range(first, first + turns):
@@ -237,8 +227,8 @@ print(json.dumps(state["messages"][-1].response_metadata["avp"]))
 """
 
 
-def resume_graph(connector: Any, saver: Any) -> Any:
-    """The chatbot graph of :func:`thread`, for the resume check's processes."""
+def chatbot_graph(connector: Any, saver: Any) -> Any:
+    """A one-node chatbot (the model answers the whole thread each turn), checkpointed."""
     from avp_langgraph import AVPChatModel
     from langgraph.graph import END, START, MessagesState, StateGraph
 

@@ -22,22 +22,11 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite import SqliteSaver
-from langgraph.graph import END, START, MessagesState, StateGraph
 from services import RedisServer, postgres_dsn, require, unique_name
+from test_langgraph_checkpoints import _chatbot
 
 from avp_core import ContextStore
 from avp_core.store import SQLiteBackend
-
-
-def _chatbot(chat, saver):
-    def agent(state: MessagesState) -> dict:
-        return {"messages": [chat.invoke(state["messages"])]}
-
-    graph = StateGraph(MessagesState)
-    graph.add_node("agent", agent)
-    graph.add_edge(START, "agent")
-    graph.add_edge("agent", END)
-    return graph.compile(checkpointer=saver)
 
 
 def _talk(app, thread, turns, start=0):
