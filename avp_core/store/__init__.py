@@ -1,9 +1,10 @@
 """Context stores: live contexts for reuse, and saved contexts in a backend by reference."""
 
-from .backends import Backend, DirectoryBackend, Entry, MemoryBackend, SQLiteBackend
+from .backends import Backend, DirectoryBackend, Entry, MemoryBackend
 from .cache import ContextStore, default_store, reusable_prefix, same_content
 from .connect import open_backend
 from .records import ContextRef
+from .sql import SQLiteBackend
 
 __all__ = [
     "Backend",

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import InvalidRequestError
-from .backends import Backend, DirectoryBackend, MemoryBackend, SQLiteBackend
+from .backends import Backend, DirectoryBackend, MemoryBackend
+from .sql import SQLiteBackend
 
 
 def open_backend(uri: str, **options: Any) -> Backend:

@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ..errors import MissingDependencyError, StoreError, StoreUnavailableError
-from .backends import Backend, Entry, SQLBackend
+from .backends import Backend, Entry
+from .sql import SQLBackend
 
 
 class PostgresBackend(SQLBackend):
