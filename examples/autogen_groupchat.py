@@ -98,11 +98,11 @@ async def main(model: str, tokens: int) -> None:
     # save mid-chat, restore into a new team (as a new process would), and go on
     first = latent_team(llm, tokens, messages=4)  # the task and three turns
     await first.run(task=TASK)
-    state = json.dumps(await first.save_state())  # contexts travel as AVP wire bytes
+    state = json.dumps(await first.save_state())  # references; the KV is in the store
     resumed = latent_team(llm, tokens, messages=3)  # three more turns
     await resumed.load_state(json.loads(state))
     resumed_run = await run(llm, resumed, task=None)
-    report(f"after load_state from a {len(state) / 1e6:.1f} MB JSON state", *resumed_run, first=4)
+    report(f"after load_state from a {len(state) / 1e3:.0f} KB JSON state", *resumed_run, first=4)
 
 
 if __name__ == "__main__":
