@@ -1,9 +1,9 @@
 """Context store benchmark: a long LangGraph thread's storage per backend, throughput, resume.
 
 1. A chatbot thread of ``--turns`` turns with a SQLite checkpointer, on every backend: bytes
-   the checkpoints and the store hold, against the same thread stored as text (no contexts)
-   plus the final context alone; and once more on a memory store bounded just above the
-   final context, to show that the bound holds and reuse goes on.
+   the checkpoints and the store hold, against the same thread stored as text (a text-mode
+   model, no contexts) plus the final context alone; and once more on a memory store bounded
+   just above the final context, to show that the bound holds and reuse goes on.
 2. Save and load of a ``--kv-mb`` sized context per backend (encode, store, fetch, decode,
    each record's content hash checked), against the codec's round trip.
 3. A thread resumed in a fresh process reuses as many tokens as the live one does.
@@ -65,14 +65,16 @@ def chat_connector(turns: int) -> Any:
     return connector
 
 
-def thread(connector: Any, serde: Any, path: Path, turns: int) -> dict[str, Any]:
+def thread(
+    connector: Any, serde: Any, path: Path, turns: int, *, latent: bool = True
+) -> dict[str, Any]:
     """Run a chatbot thread with a SQLite checkpointer; bytes and reuse it leaves behind."""
     from avp_langgraph import context_of
     from langchain_core.messages import HumanMessage
     from langgraph.checkpoint.sqlite import SqliteSaver
 
     connection = sqlite3.connect(path, check_same_thread=False)
-    app = chatbot_graph(connector, SqliteSaver(connection, serde=serde))
+    app = chatbot_graph(connector, SqliteSaver(connection, serde=serde), latent=latent)
     config = {"configurable": {"thread_id": "bench"}}
     start = time.perf_counter()
     reused = prompt = 0
@@ -117,7 +119,10 @@ def measure_threads(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
     connector = chat_connector(args.turns)
     print(f"thread: {args.turns} turns on tiny-qwen2, SQLite checkpointer", flush=True)
-    text = thread(connector, JsonPlusSerializer(), workdir / "text.sqlite", args.turns)
+    # the baseline: the same thread as text, no contexts anywhere (a text-mode model)
+    text = thread(
+        connector, JsonPlusSerializer(), workdir / "text.sqlite", args.turns, latent=False
+    )
     print(f"  text (no contexts): {text['checkpoint_bytes']:,} checkpoint bytes", flush=True)
     runs: dict[str, Any] = {}
     plan: list[tuple[str, dict[str, Any]]] = [(name, {}) for name in args.backends]
@@ -227,12 +232,12 @@ print(json.dumps(state["messages"][-1].response_metadata["avp"]))
 """
 
 
-def chatbot_graph(connector: Any, saver: Any) -> Any:
+def chatbot_graph(connector: Any, saver: Any, *, latent: bool = True) -> Any:
     """A one-node chatbot (the model answers the whole thread each turn), checkpointed."""
     from avp_langgraph import AVPChatModel
     from langgraph.graph import END, START, MessagesState, StateGraph
 
-    chat = AVPChatModel(connector=connector, max_new_tokens=4)
+    chat = AVPChatModel(connector=connector, max_new_tokens=4, latent=latent)
     graph = StateGraph(MessagesState)
     graph.add_node("agent", lambda state: {"messages": [chat.invoke(state["messages"])]})
     graph.add_edge(START, "agent")
