@@ -307,6 +307,28 @@ def test_open_backend_names(tmp_path):
 
 
 @pytest.mark.services
+def test_a_postgres_dsn_keeps_its_own_options():
+    import psycopg
+
+    dsn, schema = postgres_dsn(), unique_name()
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+    try:
+        store = ContextStore(backend=f"{dsn}?options=-csearch_path%3D{schema}")
+        store.save(_synthetic(range(20)))
+        with psycopg.connect(dsn, autocommit=True) as admin:
+            (count,) = admin.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = %s",
+                (schema,),
+            ).fetchone()
+        assert count == 3  # the store's tables went where the DSN said
+        store.close()
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as admin:
+            admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.mark.services
 @pytest.mark.parametrize("kind", ["postgres", "redis"])
 def test_unreachable_server_is_a_clear_error_at_once(kind):
     require(*(("psycopg", "psycopg") if kind == "postgres" else ("redis", "redis")))

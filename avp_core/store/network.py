@@ -51,11 +51,15 @@ class PostgresBackend(SQLBackend):
 
     def _connect(self) -> Any:
         if self._connection is None or self._connection.closed:
+            from psycopg.conninfo import conninfo_to_dict
+
+            given = conninfo_to_dict(self.dsn).get("options") or ""  # a DSN's own search_path...
+            timeout = f"-c statement_timeout={int(self.timeout_s * 1000)}"
             self._connection = self._psycopg.connect(
                 self.dsn,
                 autocommit=True,
                 connect_timeout=max(1, round(self.timeout_s)),
-                options=f"-c statement_timeout={int(self.timeout_s * 1000)}",
+                options=f"{given} {timeout}".strip(),
             )
         return self._connection
 
