@@ -22,11 +22,14 @@ from .identity import ModelIdentity
 if TYPE_CHECKING:
     import torch
 
+    from .wire.codec import Message
     from .wire.signing import Key
 
 LATENT = -1
 """Marker in :attr:`AVPContext.sequence` for a latent step (a position with no token id)."""
 _WIRE_LATENT = 0xFFFFFFFF
+CONTEXT_ID = "avp_suite.context_id"
+"""The ``extra`` entry of an AVP message that holds its context's id."""
 
 
 _TRUSTED: weakref.WeakSet[AVPContext] = weakref.WeakSet()
@@ -143,20 +146,24 @@ class AVPContext:
         from .wire.signing import default_key
 
         return wire.encode_kv_cache(
-            self.kv,
-            compression=compression,
-            key=default_key(key),
-            source_agent_id=self.source_agent,
-            model_id=self.identity.model_id if self.identity else "",
-            hidden_dim=self.identity.hidden_size if self.identity else 0,
-            token_ids=[_WIRE_LATENT if t == LATENT else t for t in self.sequence],
-            identity=self.identity,
-            latent_steps=self.latent_steps,
-            text=self.text,
-            created_at=self.created_at,
-            last_hidden=self.last_hidden,
-            extra={"avp_suite.context_id": self.context_id},
+            self.kv, compression=compression, key=default_key(key), **self.wire_metadata()
         )
+
+    def wire_metadata(self) -> dict[str, Any]:
+        """The metadata :meth:`to_bytes` encodes with the KV (``encode_kv_cache`` keywords);
+        its ``extra`` map is a new dict a caller may add to."""
+        return {
+            "source_agent_id": self.source_agent,
+            "model_id": self.identity.model_id if self.identity else "",
+            "hidden_dim": self.identity.hidden_size if self.identity else 0,
+            "token_ids": [_WIRE_LATENT if t == LATENT else t for t in self.sequence],
+            "identity": self.identity,
+            "latent_steps": self.latent_steps,
+            "text": self.text,
+            "created_at": self.created_at,
+            "last_hidden": self.last_hidden,
+            "extra": {CONTEXT_ID: self.context_id},
+        }
 
     @classmethod
     def from_bytes(
@@ -176,7 +183,12 @@ class AVPContext:
         from . import wire
         from .wire.signing import default_key
 
-        message = wire.decode(data, key=default_key(key), **decode_options)
+        return cls.from_message(wire.decode(data, key=default_key(key), **decode_options), device)
+
+    @classmethod
+    def from_message(cls, message: Message, device: str = "cpu") -> AVPContext:
+        """The context a decoded AVP KV message holds (see :meth:`from_bytes`); its tensors
+        are the message's (views of its bytes unless it was decoded with a copy)."""
         meta = message.metadata
         kv = message.kv_cache()
         sequence = tuple(LATENT if t == _WIRE_LATENT else t for t in meta.token_ids)
@@ -201,7 +213,7 @@ class AVPContext:
                 source_agent=meta.source_agent_id,
                 created_at=meta.created_at,
                 last_hidden=hidden.reshape(1, -1).to(device) if hidden is not None else None,
-                context_id=meta.extra.get("avp_suite.context_id") or uuid.uuid4().hex,
+                context_id=meta.extra.get(CONTEXT_ID) or uuid.uuid4().hex,
             )
         except DecodeError:
             raise

@@ -12,6 +12,8 @@ import hashlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from .records import model_fingerprint
+
 if TYPE_CHECKING:
     from ..identity import ModelIdentity
 
@@ -23,9 +25,7 @@ def prefix_hashes(identity: ModelIdentity | None, tokens: Sequence[int]) -> list
     """``(length, hash)`` of each block-aligned prefix of ``tokens``, shortest first."""
     import numpy as np
 
-    fingerprint = identity.to_dict() if identity is not None else {}
-    fingerprint.pop("model_id", None)
-    state = hashlib.sha256(b"avp-suite prefix v1\0" + repr(sorted(fingerprint.items())).encode())
+    state = hashlib.sha256(b"avp-suite prefix v1\0" + model_fingerprint(identity))
     ids = np.asarray(tokens, dtype=np.int64)
     found = []
     for end in range(BLOCK, len(ids) + 1, BLOCK):

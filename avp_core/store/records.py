@@ -10,13 +10,14 @@ every record it reads before trusting it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..context import LATENT, AVPContext
+from ..context import AVPContext
 from ..errors import DecodeError
 
 if TYPE_CHECKING:
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 
 PARENT = "avp_suite.parent"
 PARENT_LEN = "avp_suite.parent_len"
-CONTEXT_ID = "avp_suite.context_id"
 _KEY_PATTERN = re.compile(r"[0-9a-f]{64}")
 _DOMAIN = b"avp-suite context record v1\0"
 
@@ -81,14 +81,19 @@ class ContextRef:
 
 @dataclass(frozen=True)
 class Segment:
-    """One decoded record: its positions and KV, and where its parent's positions end."""
+    """One decoded record: its own positions (``context``) and where its parent's end."""
 
     key: str
     parent: str | None
     parent_len: int
-    sequence: tuple[int, ...]
-    kv: tuple[tuple[torch.Tensor, torch.Tensor], ...]
-    context: AVPContext  # the record's own fields (text, ids, identity, last hidden state)
+    context: AVPContext  # the record's positions, KV and fields (text, ids, identity...)
+
+
+def model_fingerprint(identity: ModelIdentity | None) -> bytes:
+    """What a content address takes from the model: every identity field but its name."""
+    fields = identity.to_dict() if identity is not None else {}
+    fields.pop("model_id", None)  # a name, not content
+    return repr(sorted(fields.items())).encode()
 
 
 def content_key(
@@ -103,9 +108,7 @@ def content_key(
     import numpy as np
 
     digest = hashlib.sha256(_DOMAIN)
-    fingerprint = identity.to_dict() if identity is not None else {}
-    fingerprint.pop("model_id", None)  # a name, not content
-    digest.update(repr(sorted(fingerprint.items())).encode())
+    digest.update(model_fingerprint(identity))
     digest.update(f"\0{parent or ''}\0{parent_len}\0".encode())
     digest.update(np.asarray(sequence, dtype=np.int64).tobytes())
     tensors = [t for pair in kv for t in pair]
@@ -129,32 +132,21 @@ def encode_record(
     ``parent_len`` on (the first ``parent_len`` come from record ``parent``)."""
     from .. import wire
 
-    kv = tuple(
-        (k[..., parent_len:, :].contiguous(), v[..., parent_len:, :].contiguous())
-        for k, v in context.kv
+    segment = dataclasses.replace(
+        context,
+        sequence=context.sequence[parent_len:],
+        kv=tuple(
+            (k[..., parent_len:, :].contiguous(), v[..., parent_len:, :].contiguous())
+            for k, v in context.kv
+        ),
     )
-    sequence = context.sequence[parent_len:]
     record_key = content_key(
-        context.identity, parent, parent_len, sequence, kv, context.last_hidden
+        segment.identity, parent, parent_len, segment.sequence, segment.kv, segment.last_hidden
     )
-    extra = {CONTEXT_ID: context.context_id}
+    metadata = segment.wire_metadata()
     if parent is not None:
-        extra.update({PARENT: parent, PARENT_LEN: str(parent_len)})
-    data = wire.encode_kv_cache(
-        kv,
-        compression=compression,
-        key=key,
-        source_agent_id=context.source_agent,
-        model_id=context.identity.model_id if context.identity else "",
-        hidden_dim=context.identity.hidden_size if context.identity else 0,
-        token_ids=[0xFFFFFFFF if t == LATENT else t for t in sequence],
-        identity=context.identity,
-        latent_steps=sum(1 for t in sequence if t == LATENT),
-        text=context.text,
-        created_at=context.created_at,
-        last_hidden=context.last_hidden,
-        extra=extra,
-    )
+        metadata["extra"].update({PARENT: parent, PARENT_LEN: str(parent_len)})
+    data = wire.encode_kv_cache(segment.kv, compression=compression, key=key, **metadata)
     return record_key, data
 
 
@@ -168,35 +160,25 @@ def decode_record(
     if max_bytes is not None:
         options["max_bytes"] = max_bytes
     message = wire.decode(data, **options)
-    meta = message.metadata
-    parent = meta.extra.get(PARENT)
+    extra = message.metadata.extra
+    parent = extra.get(PARENT)
     try:
-        parent_len = int(meta.extra.get(PARENT_LEN, "0"))
+        parent_len = int(extra.get(PARENT_LEN, "0"))
     except ValueError:
         raise DecodeError("record has a non-numeric parent length") from None
     if parent is not None:
         check_key(parent)
     if (parent is None) != (parent_len == 0) or parent_len < 0:
         raise DecodeError("record names a parent without a length, or a length without one")
-    kv = tuple(message.kv_cache())
-    sequence = tuple(LATENT if t == 0xFFFFFFFF else t for t in meta.token_ids)
-    if not sequence or {k.shape[-2] for k, _ in kv} != {len(sequence)}:
-        raise DecodeError("record's token ids and KV positions disagree")
-    hidden = message.last_hidden()
-    last_hidden = hidden.reshape(1, -1) if hidden is not None else None
-    if content_key(meta.identity, parent, parent_len, sequence, kv, last_hidden) != record_key:
-        raise DecodeError(f"record {record_key[:12]} does not hold the content its key names")
-    context = AVPContext(
-        sequence=sequence,
-        kv=kv,
-        identity=meta.identity,
-        text=meta.text,
-        source_agent=meta.source_agent_id,
-        created_at=meta.created_at,
-        last_hidden=last_hidden,
-        context_id=meta.extra.get(CONTEXT_ID) or record_key[:32],
+    context = AVPContext.from_message(message)
+    if not context.sequence:
+        raise DecodeError("record holds no positions")
+    found = content_key(
+        context.identity, parent, parent_len, context.sequence, context.kv, context.last_hidden
     )
-    return Segment(record_key, parent, parent_len, sequence, kv, context)
+    if found != record_key:
+        raise DecodeError(f"record {record_key[:12]} does not hold the content its key names")
+    return Segment(record_key, parent, parent_len, context)
 
 
 def assemble(chain: Sequence[Segment]) -> AVPContext:
@@ -208,14 +190,14 @@ def assemble(chain: Sequence[Segment]) -> AVPContext:
 
     leaf = chain[0]
     pieces: list[tuple[Segment, int]] = []  # (record, positions taken from it), leaf first
-    limit = leaf.parent_len + len(leaf.sequence)
+    limit = leaf.parent_len + leaf.context.seq_len
     for index, segment in enumerate(chain):
         expected = chain[index - 1].parent if index else leaf.key
         if segment.key != expected:
             raise DecodeError("record chain is out of order")
         if segment.context.identity != leaf.context.identity:
             raise DecodeError("records of one context name different models")
-        end = min(limit, segment.parent_len + len(segment.sequence))
+        end = min(limit, segment.parent_len + segment.context.seq_len)
         pieces.append((segment, max(0, end - segment.parent_len)))
         limit = min(limit, segment.parent_len)
         if segment.parent is None:
@@ -223,29 +205,22 @@ def assemble(chain: Sequence[Segment]) -> AVPContext:
     if chain[len(pieces) - 1].parent is not None:
         raise DecodeError("record chain ends before its root record")
     pieces.reverse()
-    sequence = tuple(t for segment, taken in pieces for t in segment.sequence[:taken])
+    sequence = tuple(t for segment, taken in pieces for t in segment.context.sequence[:taken])
+
+    def joined(layer: int, part: int) -> torch.Tensor:
+        taken = [segment.context.kv[layer][part][..., :n, :] for segment, n in pieces]
+        return torch.cat(taken, dim=-2)
+
     try:
-        kv = tuple(
-            tuple(
-                torch.cat(
-                    [segment.kv[layer][part][..., :taken, :] for segment, taken in pieces], dim=-2
-                )
-                for part in (0, 1)
-            )
-            for layer in range(len(leaf.kv))
-        )
+        kv = tuple((joined(layer, 0), joined(layer, 1)) for layer in range(leaf.context.num_layers))
     except (RuntimeError, IndexError) as exc:
         raise DecodeError(f"records of one context do not fit together: {exc}") from exc
-    fields = leaf.context
-    return AVPContext(
+    hidden = leaf.context.last_hidden
+    return dataclasses.replace(
+        leaf.context,
         sequence=sequence,
-        kv=kv,  # type: ignore[arg-type]
-        identity=fields.identity,
-        text=fields.text,
-        source_agent=fields.source_agent,
-        created_at=fields.created_at,
-        last_hidden=fields.last_hidden.clone() if fields.last_hidden is not None else None,
-        context_id=fields.context_id,
+        kv=kv,
+        last_hidden=hidden.clone() if hidden is not None else None,  # own memory too
     )
 
 
