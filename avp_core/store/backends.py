@@ -108,8 +108,19 @@ class Backend(ABC):
         """Remove records unused for ``ttl_s``; returns how many."""
         if self.ttl_s is None:
             return 0
-        deadline = self._clock() - self.ttl_s
+        deadline = self._deadline()
         return self.delete([e.key for e in self.entries() if e.accessed < deadline])
+
+    def now(self) -> float:
+        """This backend's clock, on which last uses (``Entry.accessed``) are measured."""
+        return self._clock()
+
+    def _deadline(self) -> float:
+        """Records last used before this have expired (-inf without a ``ttl_s``)."""
+        return self._clock() - self.ttl_s if self.ttl_s is not None else float("-inf")
+
+    def _expired(self, accessed: float) -> bool:
+        return accessed < self._deadline()
 
     def evict(self) -> int:
         """Remove least recently used records until the rest fit ``max_bytes``."""
@@ -216,9 +227,6 @@ class MemoryBackend(Backend):
             found = {h: self._prefixes[h] for h in hashes if h in self._prefixes}
             return {h: key for h, key in found.items() if key in self._records}
 
-    def _expired(self, accessed: float) -> bool:
-        return self.ttl_s is not None and accessed < self._clock() - self.ttl_s
-
 
 class DirectoryBackend(Backend):
     """Records as files under ``path`` (created if needed), one per record; survives
@@ -251,17 +259,7 @@ class DirectoryBackend(Backend):
         with self._lock:
             if not target.exists():
                 header = b"AVPREC01" + (parent or "-" * 64).encode() + depth.to_bytes(8, "little")
-                temporary = target.with_name(f".{key}.{os.getpid()}.{threading.get_ident()}")
-                try:
-                    target.parent.mkdir(exist_ok=True)
-                    with open(temporary, "wb") as handle:
-                        handle.write(header)
-                        handle.write(data)
-                    os.replace(temporary, target)
-                except OSError as exc:
-                    with contextlib.suppress(OSError):
-                        temporary.unlink()
-                    raise StoreError(f"could not write a context record: {exc}") from exc
+                _write_atomically(target, header, data)
                 if self._estimate is not None:
                     self._estimate += len(data)
             self.touch([key])
@@ -329,15 +327,8 @@ class DirectoryBackend(Backend):
         return found
 
     def put_prefixes(self, entries: Mapping[str, str]) -> None:
-        folder = self.path / "prefixes"
-        try:
-            folder.mkdir(exist_ok=True)
-            for digest, key in entries.items():
-                temporary = folder / f".{digest}.{os.getpid()}.{threading.get_ident()}"
-                temporary.write_text(key)
-                os.replace(temporary, folder / digest)
-        except OSError as exc:
-            raise StoreError(f"could not write the prefix index: {exc}") from exc
+        for digest, key in entries.items():
+            _write_atomically(self.path / "prefixes" / digest, key.encode())
 
     def get_prefixes(self, hashes: Sequence[str]) -> dict[str, str]:
         found = {}
@@ -360,5 +351,18 @@ class DirectoryBackend(Backend):
             header = handle.read(self._HEADER)
         return int.from_bytes(header[72:80], "little") if len(header) == self._HEADER else None
 
-    def _expired(self, accessed: float) -> bool:
-        return self.ttl_s is not None and accessed < self._clock() - self.ttl_s
+
+def _write_atomically(target: Path, *parts: bytes) -> None:
+    """Write a file whole or not at all (a temporary file renamed over ``target``), so a
+    reader in another process never sees half of it."""
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}")
+    try:
+        target.parent.mkdir(exist_ok=True)
+        with open(temporary, "wb") as handle:
+            for part in parts:
+                handle.write(part)
+        os.replace(temporary, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise StoreError(f"could not write {target}: {exc}") from exc

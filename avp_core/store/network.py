@@ -161,7 +161,7 @@ class RedisBackend(Backend):
             return list(pipe.execute())
 
         (data, parent), used = self._call(run)
-        if data is None or (self.ttl_s is not None and (used or 0) < self._clock() - self.ttl_s):
+        if data is None or self._expired(used or 0):
             return None
         return bytes(data), (parent.decode() or None) if parent else None
 
@@ -199,6 +199,22 @@ class RedisBackend(Backend):
             return int(pipe.execute()[0])
 
         return int(self._call(run))
+
+    def expire(self) -> int:
+        """Remove records unused for ``ttl_s`` (one range query, not a listing of all)."""
+        if self.ttl_s is None:
+            return 0
+        stale = self._call(self._client.zrangebyscore, self._used, "-inf", f"({self._deadline()}")
+        return self.delete([key.decode() for key in stale]) if stale else 0
+
+    def evict(self) -> int:
+        """Evict as :meth:`Backend.evict` does, listing the records only when over the bound."""
+        if self.max_bytes is None:
+            return 0
+        sizes = self._call(self._client.hvals, self._sizes)
+        if sum(int(size) for size in sizes) <= self.max_bytes:
+            return 0
+        return super().evict()
 
     def entries(self) -> list[Entry]:
         def run() -> list[Entry]:

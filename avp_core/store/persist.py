@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -162,7 +161,7 @@ class Records:
             while node is not None and node not in marked:
                 marked.add(node)
                 node = parents.get(node)
-        deadline = time.time() - grace_s
+        deadline = self.backend.now() - grace_s
         doomed = [e.key for e in entries if e.key not in marked and e.accessed < deadline]
         with self._lock:
             for key in doomed:

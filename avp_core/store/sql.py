@@ -198,9 +198,6 @@ class SQLBackend(Backend):
         for table in (self.table, self.data_table, self.prefix_table):
             self._run(f"DROP TABLE IF EXISTS {table}")
 
-    def _deadline(self) -> float:
-        return self._clock() - self.ttl_s if self.ttl_s is not None else float("-inf")
-
 
 class SQLiteBackend(SQLBackend):
     """Records in a SQLite database file (embedded; survives restarts; processes on one
