@@ -129,8 +129,7 @@ class ContextStore:
         :class:`~avp_core.errors.StoreUnavailableError` when the backend cannot be reached.
         The context is not trusted: a connector verifies it before its first reuse.
         """
-        key = ref.key if isinstance(ref, ContextRef) else ref
-        context = self._guarded(self._records.load, key)
+        context = self._guarded(self._records.load, _key(ref))
         if isinstance(ref, ContextRef) and ref.context_id != context.context_id:
             context = dataclasses.replace(context, context_id=ref.context_id)  # same tensors
         self._put_live(context)
@@ -142,10 +141,9 @@ class ContextStore:
         contexts being saved right now survive). Give it every reference that any process
         still needs; a context this process saves again after its record was collected is
         stored again. Returns how many records it deleted."""
-        keys = [ref.key if isinstance(ref, ContextRef) else ref for ref in keep]
-        return self._records.collect(keys, grace_s)
+        return self._records.collect([_key(ref) for ref in keep], grace_s)
 
-    def _guarded(self, action: Callable[[Any], Any], argument: Any) -> Any:
+    def _guarded(self, action: Callable[..., Any], *arguments: Any) -> Any:
         """Run a backend action, failing at once while the backend is known to be down."""
         wait = self._down_until - self._clock()
         if wait > 0:
@@ -154,7 +152,7 @@ class ContextStore:
                 f"{wait:.0f} s"
             )
         try:
-            return action(argument)
+            return action(*arguments)
         except StoreUnavailableError:
             self._down_until = self._clock() + self.retry_after_s
             raise
@@ -256,9 +254,7 @@ class ContextStore:
         if not (self.write_through and identity is not None) or length >= len(token_ids) - 1:
             return context, length
         try:
-            key = self._guarded(
-                lambda tokens: self._records.find_prefix(identity, tokens), token_ids
-            )
+            key = self._guarded(self._records.find_prefix, identity, token_ids)
             saved = self.load(key) if key is not None else None
         except (StoreError, DecodeError) as exc:
             logger.warning("no prefix from %s (%s)", self.backend.uri, exc)
@@ -300,6 +296,10 @@ class ContextStore:
         deadline = self._clock() - self.ttl_s
         for key in [k for k, (_, added) in self._entries.items() if added < deadline]:
             self._remove(key)
+
+
+def _key(ref: ContextRef | str) -> str:
+    return ref.key if isinstance(ref, ContextRef) else ref
 
 
 def same_content(a: AVPContext, b: AVPContext) -> bool:
