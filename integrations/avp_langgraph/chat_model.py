@@ -341,7 +341,7 @@ class AVPChatModel(BaseChatModel):
                 context = self._recent.get(str(handle["context_id"]))
             if context is not None:
                 carried.append((index, context))
-            elif (handle := handle_of(messages[index])) is not None:
+            elif handle is not None:
                 self._say_missing(str(handle["context_id"]))
         where = {context.context_id: index for index, context in carried}
         first = [(where.get(c.context_id, _said(messages, c)), c) for c in given]

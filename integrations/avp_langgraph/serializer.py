@@ -23,7 +23,7 @@ import logging
 import struct
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Literal
 
 import ormsgpack
@@ -160,14 +160,21 @@ class AVPSerializer(JsonPlusSerializer):
             return self._loads_plain(type_, payload)
         magic, inner_type, inner, blobs = _unpack(payload)
         value = self._loads_plain(inner_type, inner)
-        if magic == MAGIC:
-            return _restore(value, {key: self._context(key, blob) for key, blob in blobs.items()})
+        sources: dict[str, _Source] = {}
+        if magic == MAGIC:  # inline: decoded now, handed back as they are
+            for key, blob in blobs.items():
+                context = self._context(key, blob)
+                sources[key] = (functools.partial(_same, context), None)
+            return _restore(value, sources)
         refs = {key: self._ref(key, blob) for key, blob in blobs.items()}
         seen = getattr(self._collecting, "refs", None)
         if seen is not None:  # listing references only: load nothing
             seen.update(ref for ref in refs.values() if ref is not None)
-            return _restore(value, {}, {})
-        return _restore(value, {}, refs, self._load)
+            return _restore(value, {})
+        for key, ref in refs.items():
+            loader = functools.partial(self._load, ref) if ref else functools.partial(_same, None)
+            sources[key] = (loader, ref)
+        return _restore(value, sources)
 
     @contextlib.contextmanager
     def references(self) -> Iterator[set[ContextRef]]:
@@ -300,46 +307,36 @@ def _strip(value: Any, found: dict[str, AVPContext | ContextRef]) -> Any:
     return value
 
 
-def _restore(
-    value: Any,
-    contexts: dict[str, AVPContext | None],
-    refs: dict[str, ContextRef | None] | None = None,
-    load: Any = None,
-) -> Any:
-    """Put contexts back: markers become contexts (None for one dropped or not loaded),
-    messages get their live handle, or a handle that loads the context on first use."""
-    refs = refs or {}
+_Source = tuple[Callable[[], AVPContext | None], ContextRef | None]
+"""How a context of a checkpoint comes back: its loader, and its reference (None inline)."""
+
+
+def _restore(value: Any, sources: dict[str, _Source]) -> Any:
+    """Put contexts back: a marker becomes its context (None for one dropped), a message
+    gets a handle that gives its context on first use."""
     if isinstance(value, BaseMessage):
         handle = handle_of(value)
-        if handle is None:
-            return value
-        context_id = handle["context_id"]
-        if contexts.get(context_id) is not None:
-            value.response_metadata[METADATA_KEY] = ContextHandle(
-                dict(handle), contexts[context_id]
-            )
-        elif (ref := refs.get(context_id)) is not None and load is not None:
-            loader = functools.partial(load, ref)
-            value.response_metadata[METADATA_KEY] = ContextHandle(
-                dict(handle), loader=loader, ref=ref
-            )
+        if handle is not None and (source := sources.get(handle["context_id"])) is not None:
+            loader, ref = source
+            restored = ContextHandle(dict(handle), loader=loader, ref=ref)
+            value.response_metadata[METADATA_KEY] = restored
         return value
     if isinstance(value, dict):
-        if set(value) == {_MARKER} and isinstance(value[_MARKER], str):
-            context_id = value[_MARKER]
-            if context_id in contexts:
-                return contexts[context_id]
-            ref = refs.get(context_id)
-            return load(ref) if ref is not None and load is not None else None
+        if set(value) == {_MARKER} and value[_MARKER] in sources:
+            return sources[value[_MARKER]][0]()
         for key, item in value.items():
-            value[key] = _restore(item, contexts, refs, load)
+            value[key] = _restore(item, sources)
         return value
     if isinstance(value, list):
-        value[:] = [_restore(item, contexts, refs, load) for item in value]
+        value[:] = [_restore(item, sources) for item in value]
         return value
     if isinstance(value, tuple):
-        return tuple(_restore(item, contexts, refs, load) for item in value)
+        return tuple(_restore(item, sources) for item in value)
     return value
+
+
+def _same(context: AVPContext | None) -> AVPContext | None:
+    return context
 
 
 def _pack(magic: bytes, inner_type: str, data: bytes, blobs: dict[str, bytes]) -> bytes:
