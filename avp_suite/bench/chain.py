@@ -16,7 +16,7 @@ from typing import Any
 
 from avp_core._args import non_negative_int, positive_int, positive_ints
 
-from .common import machine, table, write_json
+from .common import save_rows, table
 from .workload import ChainRun, ChainWorkload, measure
 
 LATENT_PATH = "handoff: each agent continues the last context (other prompts than text)"
@@ -165,15 +165,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             ],
         )
     )
-    payload = {
-        "benchmark": "chain",
-        "model": args.model,
-        "args": vars(args),
-        "rows": rows,
-        "machine": machine(),
-    }
-    write_json(args.out, payload)
-    return payload
+    return save_rows("chain", args, rows)
 
 
 if __name__ == "__main__":  # pragma: no cover

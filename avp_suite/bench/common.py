@@ -85,6 +85,20 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def save_rows(benchmark: str, args: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The results of a benchmark that reports rows: its name, model, options, rows and the
+    machine, written to ``args.out`` (JSON, and its chart) when given; returns them."""
+    payload = {
+        "benchmark": benchmark,
+        "model": args.model,
+        "args": vars(args),
+        "rows": rows,
+        "machine": machine(),
+    }
+    write_json(args.out, payload)
+    return payload
+
+
 def write_json(path: str | Path | None, payload: dict[str, Any]) -> None:
     """Write the payload as JSON and, when its benchmark has a chart, the chart beside it."""
     if path is None:

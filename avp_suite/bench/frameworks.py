@@ -15,7 +15,7 @@ from typing import Any
 
 from avp_core._args import positive_int, positive_ints
 
-from .common import machine, table, write_json
+from .common import save_rows, table
 from .workload import ChainRun, ChainWorkload, measure
 
 FRAMEWORKS = {
@@ -159,15 +159,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             rows += run_framework(framework, module, connector, workload, args.runs)
     if rows:
         print_rows(rows)
-    payload = {
-        "benchmark": "frameworks",
-        "model": args.model,
-        "args": vars(args),
-        "rows": rows,
-        "machine": machine(),
-    }
-    write_json(args.out, payload)
-    return payload
+    return save_rows("frameworks", args, rows)
 
 
 if __name__ == "__main__":  # pragma: no cover

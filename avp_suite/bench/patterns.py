@@ -21,7 +21,7 @@ from typing import Any
 
 from avp_core._args import non_negative_int, positive_int, positive_ints, ratio_list
 
-from .common import crewai_offline, machine, table, write_json
+from .common import crewai_offline, save_rows, table
 from .workload import make_document
 
 FRAMEWORK_NAMES = ("langgraph", "autogen", "crewai")
@@ -199,15 +199,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     }
                 )
     _print(rows, args.model, doc_tokens, args.answer_tokens)
-    payload = {
-        "benchmark": "patterns",
-        "model": args.model,
-        "args": vars(args),
-        "rows": rows,
-        "machine": machine(),
-    }
-    write_json(args.out, payload)
-    return payload
+    return save_rows("patterns", args, rows)
 
 
 def _print(rows: list[dict[str, Any]], model: str, doc_tokens: int, answer_tokens: int) -> None:

@@ -31,7 +31,7 @@ POSTGRES = os.environ.get("AVP_SUITE_POSTGRES", "postgresql://postgres@127.0.0.1
 REDIS = os.environ.get("AVP_SUITE_REDIS", "redis://127.0.0.1:6379/0")
 
 
-def open_backend(name: str, workdir: Path, tag: str, **options: Any) -> Any:
+def fresh_backend(name: str, workdir: Path, tag: str, **options: Any) -> Any:
     """A fresh, empty backend of kind ``name`` (a private table or key prefix for servers)."""
     from avp_core.store import DirectoryBackend, MemoryBackend, SQLiteBackend
 
@@ -135,7 +135,7 @@ def measure_threads(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             if not options:
                 continue
         try:
-            backend = open_backend(kind, workdir, f"thread{len(runs)}", **options)
+            backend = fresh_backend(kind, workdir, f"thread{len(runs)}", **options)
         except Exception as exc:  # a server that is not running: report and go on
             print(f"  {name}: skipped ({exc})", flush=True)
             continue
@@ -183,7 +183,7 @@ def measure_throughput(args: argparse.Namespace, workdir: Path) -> dict[str, Any
     }
     for name in args.backends:
         try:
-            backend = open_backend(name, workdir, "put")
+            backend = fresh_backend(name, workdir, "put")
         except Exception as exc:
             print(f"  {name}: skipped ({exc})", flush=True)
             continue

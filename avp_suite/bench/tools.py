@@ -26,7 +26,7 @@ from avp_core._args import positive_int
 from avp_core.testing import scripted
 from avp_core.tools import format_call
 
-from .common import crewai_offline, machine, table, write_json
+from .common import crewai_offline, machine, save_rows, table
 from .workload import make_document
 
 FRAMEWORK_NAMES = ("langgraph", "autogen", "crewai")
@@ -150,15 +150,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             row["wall_s"] = statistics.median(row["walls"])
             rows.append(row)
     _print(rows, args.model, doc_tokens)
-    payload = {
-        "benchmark": "tools",
-        "model": args.model,
-        "args": vars(args),
-        "rows": rows,
-        "machine": machine(),
-    }
-    write_json(args.out, payload)
-    return payload
+    return save_rows("tools", args, rows)
 
 
 def _print(rows: list[dict[str, Any]], model: str, doc_tokens: int) -> None:
