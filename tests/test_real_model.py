@@ -199,3 +199,25 @@ def test_contexts_received_as_bytes_are_verified_on_the_real_model(smollm2):
     remote = smollm2.generate(follow, max_new_tokens=32, context=received)
     assert remote.handshake.latent and remote.usage.reused_tokens == local.usage.reused_tokens
     assert remote.token_ids == local.token_ids
+
+
+def test_a_conversation_saved_to_a_store_continues_exactly_on_the_real_model(smollm2, tmp_path):
+    from avp_core import ContextStore
+
+    messages, refs, context = list(CONVERSATIONS[0]), [], None
+    writer = ContextStore(backend=f"sqlite:{tmp_path / 'contexts.db'}")
+    for turn in ("Name one museum.", "And one church?"):
+        messages.append({"role": "user", "content": turn})
+        reply = smollm2.generate(messages, context=context, max_new_tokens=32)
+        messages.append({"role": "assistant", "content": reply.text})
+        context = reply.context
+        refs.append(writer.save(context))
+    # each turn stored once: the two records hold about the last context alone
+    assert writer.backend.nbytes() < 1.1 * context.nbytes
+    restored = ContextStore(backend=f"sqlite:{tmp_path / 'contexts.db'}").load(refs[-1])
+    follow = [*messages, FOLLOW_UP]
+    text = smollm2.generate(follow, max_new_tokens=48, keep_logits=True)
+    resumed = smollm2.generate(follow, context=restored, max_new_tokens=48, keep_logits=True)
+    assert resumed.usage.reused_tokens == context.seq_len  # every position came from the store
+    assert resumed.token_ids == text.token_ids  # the same answer as reading the text
+    assert torch.allclose(resumed.first_logits, text.first_logits, atol=1e-4, rtol=0)
